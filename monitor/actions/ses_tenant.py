@@ -1,0 +1,48 @@
+"""`ses_tenant`: pause or resume an SES tenant through its reputation entity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.actions.base import ActionFailed, ActionRequest
+from monitor.aws import classify
+from monitor.core.state import Kind
+
+
+class SesTenantAction:
+    """UpdateReputationEntityCustomerManagedStatus on the tenant's ARN: DISABLED on pause,
+    ENABLED on resume. The ARN comes from GetTenant, cached: it never changes for a name."""
+
+    name = "ses_tenant"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._arns: dict[str, str] = {}
+
+    async def arn(self, tenant: str) -> str:
+        arn = self._arns.get(tenant)
+        if arn is None:
+            try:
+                resp = await self.client.get_tenant(TenantName=tenant)
+            except Exception as e:
+                err = classify(e)
+                if err.code == "NotFoundException":
+                    raise ActionFailed(f"SES has no tenant named {tenant!r}", transient=False) from e
+                raise err from e
+            arn = self._arns[tenant] = resp["Tenant"]["TenantArn"]
+        return arn
+
+    async def __call__(self, req: ActionRequest) -> str:
+        if req.kind not in (Kind.PAUSE, Kind.RESUME):
+            return "nothing to do"
+        arn = await self.arn(req.tenant)
+        status = "DISABLED" if req.kind is Kind.PAUSE else "ENABLED"
+        try:
+            await self.client.update_reputation_entity_customer_managed_status(
+                ReputationEntityType="RESOURCE",
+                ReputationEntityReference=arn,
+                SendingStatus=status,
+            )
+        except Exception as e:
+            raise classify(e) from e
+        return f"{status} {arn}"

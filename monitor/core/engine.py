@@ -1,0 +1,373 @@
+"""The pipeline's state: dedupe → resolve → window → evaluate, for batches of events.
+
+The engine is pure and single-threaded: callers hand it events and `now`, and collect the
+decisions and the changes to persist. It never commits, logs or acts; the app does, in the
+order that keeps the store the source of truth (see monitor/app.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from monitor.core.dedupe import Dedupe
+from monitor.core.events import Channel, Event, Outcome, TenantStatusEvent, TenantStatusKind
+from monitor.core.policy import actions_for, auto_resume_due, evaluate, evidence
+from monitor.core.rules import Policy, Rules
+from monitor.core.state import Actor, ChannelState, Decision, Kind, Status, TenantState
+from monitor.core.tenants import UNASSIGNED, TenantResolver
+from monitor.core.windows import OUTCOME_SLOTS, Snapshot, Window, clamp_time
+
+
+class MessageResult(StrEnum):
+    """The `result` label of `repmon_messages_total`."""
+
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    UNDECODABLE = "undecodable"
+    LATE = "late"
+
+
+@dataclass(slots=True)
+class TenantRecord:
+    tenant: str
+    policy: Policy
+    state: TenantState
+    windows: dict[Channel, Window] = field(default_factory=dict)
+
+    def window(self, channel: Channel) -> Window:
+        w = self.windows.get(channel)
+        if w is None:
+            floor = self.state.channels[channel].floor if channel in self.state.channels else 0.0
+            w = self.windows[channel] = Window(self.policy.window_s, floor)
+        return w
+
+    def snapshot(self, channel: Channel, now: float) -> Snapshot:
+        return self.window(channel).snapshot(now)
+
+
+@dataclass(slots=True)
+class Changes:
+    """What a commit must persist, drained from the engine after each batch."""
+
+    buckets: list[tuple[str, str, float, tuple[int, ...]]] = field(default_factory=list)
+    resets: list[tuple[str, str]] = field(default_factory=list)  # (tenant, channel): drop buckets
+    states: list[tuple[str, TenantState]] = field(default_factory=list)
+    keys: list[tuple[bytes, float]] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.buckets or self.resets or self.states or self.keys or self.decisions)
+
+
+class Engine:
+    def __init__(self, rules: Rules, *, dedupe_capacity: int = 1_000_000) -> None:
+        self.rules = rules
+        self.resolver = TenantResolver(rules)
+        self.dedupe = Dedupe(dedupe_capacity)
+        self.tenants: dict[str, TenantRecord] = {}
+        # (tenant, channel, outcome) → events counted, for repmon_events_total.
+        self.event_counts: dict[tuple[str, Channel, Outcome], int] = {}
+        self._touched: dict[tuple[str, Channel], float] = {}  # → earliest receipt time
+        self._dirty_windows: set[tuple[str, Channel]] = set()
+        self._dirty_states: set[str] = set()
+        self._resets: list[tuple[str, str]] = []
+        self._new_keys: list[tuple[bytes, float]] = []
+        self._decisions: list[Decision] = []
+        self._attention: set[str] = set()  # tenants with a channel not healthy: ticked
+
+    # -- tenants ---------------------------------------------------------------------------
+
+    def record(self, tenant: str, now: float = 0.0) -> TenantRecord:
+        rec = self.tenants.get(tenant)
+        if rec is None:
+            rec = self.tenants[tenant] = TenantRecord(
+                tenant, self.rules.policy_for(tenant), TenantState(tenant, updated_at=now)
+            )
+        return rec
+
+    def learn(self, configuration_sets: Mapping[str, str], identities: Mapping[str, str]) -> None:
+        """Adopt what SES reports of its tenants' resources (rules still take precedence)."""
+        self.resolver = TenantResolver(
+            self.rules,
+            learned_configuration_sets=configuration_sets,
+            learned_identities=identities,
+        )
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    def ingest(
+        self, events: Sequence[Event | TenantStatusEvent], now: float, received_at: float
+    ) -> MessageResult:
+        """Count one message's events; returns the message's result."""
+        if not events:
+            return MessageResult.PROCESSED
+        accepted = duplicates = 0
+        dedupe = self.dedupe
+        for ev in events:
+            if ev.key in dedupe:
+                duplicates += 1
+                continue
+            if isinstance(ev, TenantStatusEvent):
+                self._ses_status(ev, now)
+                dedupe.add(ev.key, clamp_time(ev.time, now))
+                self._new_keys.append((ev.key, clamp_time(ev.time, now)))
+                accepted += 1
+                continue
+            t = clamp_time(ev.time, now)
+            tenant = self.resolver.resolve(ev.hints)
+            rec = self.tenants.get(tenant) or self.record(tenant, now)
+            channel = ev.channel
+            win = rec.window(channel)
+            if not win.accepts(t, now):
+                continue
+            dedupe.add(ev.key, t)
+            self._new_keys.append((ev.key, t))
+            slots = OUTCOME_SLOTS.get(ev.outcome)
+            if slots:
+                win.add(t, slots, ev.count)
+                self._dirty_windows.add((tenant, channel))
+                tc = (tenant, channel)
+                prev = self._touched.get(tc)
+                if prev is None or received_at < prev:
+                    self._touched[tc] = received_at
+            ck = (tenant, channel, ev.outcome)
+            self.event_counts[ck] = self.event_counts.get(ck, 0) + 1
+            accepted += 1
+        if accepted:
+            return MessageResult.PROCESSED
+        return MessageResult.DUPLICATE if duplicates else MessageResult.LATE
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def evaluate(self, now: float) -> list[Decision]:
+        """Evaluate every tenant channel touched since the last call."""
+        out: list[Decision] = []
+        touched, self._touched = self._touched, {}
+        for (tenant, channel), received_at in touched.items():
+            if tenant == UNASSIGNED:
+                continue  # counted, never paused
+            d = self._evaluate(self.tenants[tenant], channel, now, received_at)
+            if d is not None:
+                out.append(d)
+        return out
+
+    def _evaluate(
+        self, rec: TenantRecord, channel: Channel, now: float, received_at: float | None
+    ) -> Decision | None:
+        cs = rec.state.channel(channel)
+        snap = rec.snapshot(channel, now)
+        before = (cs.status, cs.would_pause)
+        d = evaluate(rec.tenant, channel, cs, rec.policy, snap, now, received_at=received_at)
+        if d is not None or before != (cs.status, cs.would_pause):
+            self._state_changed(rec, now)
+        if d is not None:
+            self._decisions.append(d)
+        return d
+
+    def tick(self, now: float) -> list[Decision]:
+        """Time-driven transitions: auto-resume, and warnings that clear as windows roll."""
+        out: list[Decision] = []
+        for tenant in list(self._attention):
+            rec = self.tenants.get(tenant)
+            if rec is None:
+                self._attention.discard(tenant)
+                continue
+            for channel, cs in list(rec.state.channels.items()):
+                if auto_resume_due(cs, rec.policy, now):
+                    out.extend(
+                        self._resume(rec, [channel], Actor.POLICY.value, "auto_resume elapsed", now)
+                    )
+                elif cs.status is not Status.PAUSED:
+                    d = self._evaluate(rec, channel, now, None)
+                    if d is not None:
+                        out.append(d)
+        return out
+
+    def _state_changed(self, rec: TenantRecord, now: float) -> None:
+        rec.state.updated_at = now
+        self._dirty_states.add(rec.tenant)
+        if rec.state.status is Status.HEALTHY and not any(
+            cs.would_pause for cs in rec.state.channels.values()
+        ):
+            self._attention.discard(rec.tenant)
+        else:
+            self._attention.add(rec.tenant)
+
+    def _channels(self, rec: TenantRecord, channels: Iterable[Channel] | None) -> list[Channel]:
+        return list(channels) if channels else [Channel.EMAIL, Channel.SMS]
+
+    def pause(
+        self,
+        tenant: str,
+        *,
+        actor: str,
+        reason: str,
+        now: float,
+        channels: Iterable[Channel] | None = None,
+        manual: bool = True,
+    ) -> list[Decision]:
+        """Pause by hand (or on SES's word); a manual pause holds until a manual resume."""
+        rec = self.record(tenant, now)
+        out = []
+        for channel in self._channels(rec, channels):
+            cs = rec.state.channel(channel)
+            if cs.status is Status.PAUSED and (cs.manual or not manual):
+                continue  # already paused: idempotent, no second audit entry
+            already_paused = cs.status is Status.PAUSED
+            cs.status, cs.since, cs.manual, cs.paused_by = Status.PAUSED, now, manual, actor
+            snap = rec.snapshot(channel, now)
+            d = Decision(
+                time=now,
+                tenant=tenant,
+                channel=channel,
+                kind=Kind.PAUSE,
+                actor=actor,
+                reason=reason,
+                evidence=evidence(rec.policy, channel, snap),
+                # A pause SES made needs no action; one we already made needs none again.
+                actions=()
+                if actor == Actor.SES.value or already_paused
+                else actions_for(rec.policy, Kind.PAUSE, channel),
+            )
+            out.append(d)
+        if out:
+            self._state_changed(rec, now)
+            self._decisions.extend(out)
+        return out
+
+    def resume(
+        self,
+        tenant: str,
+        *,
+        actor: str,
+        reason: str,
+        now: float,
+        channels: Iterable[Channel] | None = None,
+    ) -> list[Decision]:
+        rec = self.record(tenant, now)
+        return self._resume(rec, self._channels(rec, channels), actor, reason, now)
+
+    def _resume(
+        self, rec: TenantRecord, channels: Iterable[Channel], actor: str, reason: str, now: float
+    ) -> list[Decision]:
+        out = []
+        for channel in channels:
+            cs = rec.state.channels.get(channel)
+            if cs is None or cs.status is not Status.PAUSED:
+                continue
+            snap = rec.snapshot(channel, now)
+            ev = evidence(rec.policy, channel, snap)
+            # Like SES's reinstatement: the tenant starts afresh, on probation.
+            cs.status, cs.since, cs.manual, cs.paused_by, cs.floor = (
+                Status.PROBATION,
+                now,
+                False,
+                "",
+                now,
+            )
+            rec.window(channel).reset(now)
+            self._resets.append((rec.tenant, channel.value))
+            self._dirty_windows.discard((rec.tenant, channel))
+            out.append(
+                Decision(
+                    time=now,
+                    tenant=rec.tenant,
+                    channel=channel,
+                    kind=Kind.RESUME,
+                    actor=actor,
+                    reason=reason,
+                    evidence=ev,
+                    actions=()
+                    if actor == Actor.SES.value
+                    else actions_for(rec.policy, Kind.RESUME, channel),
+                )
+            )
+        if out:
+            self._state_changed(rec, now)
+            self._decisions.extend(out)
+        return out
+
+    def _ses_status(self, ev: TenantStatusEvent, now: float) -> None:
+        reason = f"SES {ev.kind.value.replace('_', ' ')}" + (f" ({ev.origin})" if ev.origin else "")
+        if ev.detail:
+            reason += f": {ev.detail}"
+        if ev.kind is TenantStatusKind.SENDING_DISABLED:
+            self.pause(
+                ev.tenant,
+                actor=Actor.SES.value,
+                reason=reason,
+                now=now,
+                channels=[Channel.EMAIL],
+                manual=False,
+            )
+        elif ev.kind is TenantStatusKind.SENDING_ENABLED:
+            self.resume(
+                ev.tenant, actor=Actor.SES.value, reason=reason, now=now, channels=[Channel.EMAIL]
+            )
+        else:
+            rec = self.record(ev.tenant, now)
+            self._decisions.append(
+                Decision(
+                    time=now,
+                    tenant=ev.tenant,
+                    channel=Channel.EMAIL,
+                    kind=Kind.SES_FINDING,
+                    actor=Actor.SES.value,
+                    reason=reason,
+                    evidence=evidence(rec.policy, Channel.EMAIL, rec.snapshot(Channel.EMAIL, now)),
+                )
+            )
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def drain(self) -> Changes:
+        """Everything changed since the last drain, for one store commit."""
+        ch = Changes()
+        for tenant, channel in self._dirty_windows:
+            win = self.tenants[tenant].windows[channel]
+            for idx in win.dirty:
+                counts = win.buckets.get(idx)
+                if counts is not None:
+                    ch.buckets.append((tenant, channel.value, win.bucket_start(idx), tuple(counts)))
+            win.dirty.clear()
+        self._dirty_windows.clear()
+        ch.states = [(t, self.tenants[t].state) for t in self._dirty_states]
+        self._dirty_states.clear()
+        ch.resets, self._resets = self._resets, []
+        ch.keys, self._new_keys = self._new_keys, []
+        ch.decisions, self._decisions = self._decisions, []
+        return ch
+
+    def restore(
+        self,
+        *,
+        states: Iterable[tuple[str, TenantState]],
+        buckets: Iterable[tuple[str, str, float, Sequence[int]]],
+        keys: Iterable[tuple[bytes, float]],
+        now: float,
+    ) -> None:
+        """Load what the store holds (on start): states first, so windows get their floors."""
+        for tenant, state in states:
+            rec = self.record(tenant, state.updated_at)
+            rec.state = state
+            if state.status is not Status.HEALTHY or any(
+                cs.would_pause for cs in state.channels.values()
+            ):
+                self._attention.add(tenant)
+        for tenant, channel, start, counts in buckets:
+            rec = self.record(tenant, now)
+            win = rec.window(Channel(channel))
+            if start >= win.floor and win.accepts(start + win.width, now):
+                win.restore(start, list(counts))
+        for key, t in keys:
+            self.dedupe.add(key, t)
+
+    def prune(self, now: float) -> int:
+        """Forget dedupe keys older than every window (a redelivery that old is late anyway)."""
+        return self.dedupe.prune(now - self.rules.max_window_s)
+
+    def channel_state(self, tenant: str, channel: Channel) -> ChannelState | None:
+        rec = self.tenants.get(tenant)
+        return rec.state.channels.get(channel) if rec else None

@@ -1,0 +1,64 @@
+"""Which tenant an event belongs to, in the contract's order of precedence."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from monitor.core.events import TenantHints
+from monitor.core.rules import Rules
+
+UNASSIGNED = "unassigned"
+MAX_TENANT_LEN = 128  # a tag value longer than this is not a tenant name we can export
+
+
+def _valid(name: str | None) -> bool:
+    return bool(name) and len(name) <= MAX_TENANT_LEN  # type: ignore[arg-type]
+
+
+class TenantResolver:
+    """Maps an event's hints to a tenant name.
+
+    Order: SES tenant name; `tenant` tag; configuration set or identity (rules, then what SES
+    told us through ListTenantResources); from-domain; Pinpoint application; SMS configuration
+    set; the SMS context key; else `unassigned`.
+    """
+
+    def __init__(
+        self,
+        rules: Rules,
+        *,
+        learned_configuration_sets: Mapping[str, str] | None = None,
+        learned_identities: Mapping[str, str] | None = None,
+    ) -> None:
+        self.context_key = rules.sms_context_tenant_key
+        self.configuration_sets: dict[str, str] = dict(learned_configuration_sets or {})
+        self.identities: dict[str, str] = dict(learned_identities or {})
+        self.from_domains: dict[str, str] = {}
+        self.pinpoint_apps: dict[str, str] = {}
+        self.sms_configuration_sets: dict[str, str] = {}
+        # Rules win over what SES reports: they are the operator's explicit word.
+        for t in rules.tenants:
+            self.configuration_sets.update(dict.fromkeys(t.configuration_sets, t.name))
+            self.identities.update(dict.fromkeys(t.identities, t.name))
+            self.from_domains.update(dict.fromkeys((d.lower() for d in t.from_domains), t.name))
+            self.pinpoint_apps.update(dict.fromkeys(t.pinpoint_apps, t.name))
+            self.sms_configuration_sets.update(dict.fromkeys(t.sms_configuration_sets, t.name))
+
+    def resolve(self, h: TenantHints) -> str:
+        if _valid(h.ses_tenant):
+            return h.ses_tenant  # type: ignore[return-value]
+        if _valid(h.tenant_tag):
+            return h.tenant_tag  # type: ignore[return-value]
+        tenant = (
+            (h.configuration_set and self.configuration_sets.get(h.configuration_set))
+            or (h.identity and self.identities.get(h.identity))
+            or (h.from_domain and self.from_domains.get(h.from_domain.lower()))
+            or (h.pinpoint_app and self.pinpoint_apps.get(h.pinpoint_app))
+            or (h.sms_configuration_set and self.sms_configuration_sets.get(h.sms_configuration_set))
+        )
+        if tenant:
+            return tenant
+        for key, value in h.sms_context:
+            if key == self.context_key and _valid(value):
+                return value
+        return UNASSIGNED

@@ -1,0 +1,174 @@
+"""SQS: long-poll receive, hand each batch to the pipeline, delete what it committed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitor import logs
+from monitor.aws import classify
+from monitor.metrics import Metrics
+from monitor.retry import Backoff
+
+log = logs.get("monitor.sqs")
+
+MAX_MESSAGES = 10
+WAIT_TIME_S = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    queue: str  # the queue's name: a metric label and log field
+    message_id: str
+    receipt_handle: str
+    body: str
+    received_at: float
+    receive_count: int
+
+
+# Processes a batch; returns the messages whose effect is committed and may be deleted.
+Handler = Callable[[Sequence[Message]], Awaitable[Sequence[Message]]]
+
+
+def queue_name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+class SqsSource:
+    """`pollers` concurrent receive loops on one queue, sharing one client."""
+
+    def __init__(
+        self,
+        *,
+        client: Any,
+        queue_url: str,
+        handler: Handler,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        pollers: int = 4,
+        wait_time_s: int = WAIT_TIME_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.url = queue_url
+        self.name = queue_name(queue_url)
+        self.handler = handler
+        self.metrics = metrics
+        self.clock = clock
+        self.pollers = pollers
+        self.wait_time_s = wait_time_s
+        self.sleep = sleep
+        self.last_ok: float | None = None  # monotonic-free wall time of the last good receive
+        self.requests = 0  # SQS calls made, for the benchmark's requests-per-event
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for i in range(self.pollers):
+                tg.create_task(self._poll(stop), name=f"sqs-{self.name}-{i}")
+
+    async def _poll(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(base=0.5, cap=30.0)
+        while not stop.is_set():
+            try:
+                resp = await self._receive(stop)
+            except Exception as e:
+                err = classify(e)
+                self.metrics.poll_errors.labels(self.name, err.code).inc()
+                delay = backoff.next()
+                log.warning("sqs_receive_failed", queue=self.name, error=err.code, retry_in_s=round(delay, 2))
+                await _wait(stop, delay, self.sleep)
+                continue
+            if resp is None:
+                return  # stopping: the receive in flight was abandoned
+            backoff.reset()
+            self.last_ok = self.clock()
+            raw = resp.get("Messages") or []
+            if not raw:
+                continue
+            now = self.clock()
+            batch = [
+                Message(
+                    queue=self.name,
+                    message_id=m["MessageId"],
+                    receipt_handle=m["ReceiptHandle"],
+                    body=m.get("Body", ""),
+                    received_at=now,
+                    receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                )
+                for m in raw
+            ]
+            # Not cancelled by stop: an in-flight batch is finished, committed and deleted.
+            done = await self.handler(batch)
+            if done:
+                await self.delete(done)
+
+    async def _receive(self, stop: asyncio.Event) -> dict[str, Any] | None:
+        self.requests += 1
+        receive = asyncio.ensure_future(
+            self.client.receive_message(
+                QueueUrl=self.url,
+                MaxNumberOfMessages=MAX_MESSAGES,
+                WaitTimeSeconds=self.wait_time_s,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            )
+        )
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if receive.done():
+            return receive.result()  # type: ignore[no-any-return]
+        # Stop receiving: abandon the long poll. Anything SQS handed out in that response
+        # stays invisible until its visibility timeout and is then redelivered; nothing lost.
+        receive.cancel()
+        try:
+            await receive
+        except BaseException:  # noqa: S110 (cancelled on purpose)
+            pass
+        return None
+
+    async def delete(self, messages: Sequence[Message]) -> None:
+        """DeleteMessageBatch in tens; retry the failed entries a few times, then leave them
+        to reappear (dedupe makes a redelivery harmless)."""
+        for i in range(0, len(messages), MAX_MESSAGES):
+            chunk = {str(j): m for j, m in enumerate(messages[i : i + MAX_MESSAGES])}
+            backoff = Backoff(base=0.2, cap=5.0)
+            for attempt in range(4):
+                try:
+                    self.requests += 1
+                    resp = await self.client.delete_message_batch(
+                        QueueUrl=self.url,
+                        Entries=[{"Id": k, "ReceiptHandle": m.receipt_handle} for k, m in chunk.items()],
+                    )
+                except Exception as e:
+                    err = classify(e)
+                    self.metrics.poll_errors.labels(self.name, err.code).inc()
+                    log.warning("sqs_delete_failed", queue=self.name, error=err.code, attempt=attempt + 1)
+                    if not err.transient:
+                        break
+                    await self.sleep(backoff.next())
+                    continue
+                failed = resp.get("Failed") or []
+                for f in failed:
+                    self.metrics.poll_errors.labels(self.name, str(f.get("Code", "Unknown"))[:64]).inc()
+                # Sender faults (e.g. an expired receipt handle) will not succeed on retry.
+                chunk = {f["Id"]: chunk[f["Id"]] for f in failed if not f.get("SenderFault")}
+                if not chunk:
+                    break
+                await self.sleep(backoff.next())
+            if chunk:
+                log.warning("sqs_delete_gave_up", queue=self.name, messages=len(chunk))
+
+
+async def _wait(stop: asyncio.Event, delay: float, sleep: Callable[[float], Awaitable[None]]) -> None:
+    """Sleep `delay`, or less if `stop` is set meanwhile."""
+    sleeper = asyncio.ensure_future(sleep(delay))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeper, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        stopping.cancel()
