@@ -32,14 +32,16 @@ class TenantResolver:
     ) -> None:
         self.context_key = rules.sms_context_tenant_key
         self.configuration_sets: dict[str, str] = dict(learned_configuration_sets or {})
-        self.identities: dict[str, str] = dict(learned_identities or {})
+        self.identities: dict[str, str] = {
+            k.lower(): v for k, v in (learned_identities or {}).items()
+        }
         self.from_domains: dict[str, str] = {}
         self.pinpoint_apps: dict[str, str] = {}
         self.sms_configuration_sets: dict[str, str] = {}
         # Rules win over what SES reports: they are the operator's explicit word.
         for t in rules.tenants:
             self.configuration_sets.update(dict.fromkeys(t.configuration_sets, t.name))
-            self.identities.update(dict.fromkeys(t.identities, t.name))
+            self.identities.update(dict.fromkeys((i.lower() for i in t.identities), t.name))
             self.from_domains.update(dict.fromkeys((d.lower() for d in t.from_domains), t.name))
             self.pinpoint_apps.update(dict.fromkeys(t.pinpoint_apps, t.name))
             self.sms_configuration_sets.update(dict.fromkeys(t.sms_configuration_sets, t.name))
@@ -51,7 +53,7 @@ class TenantResolver:
             return h.tenant_tag  # type: ignore[return-value]
         tenant = (
             (h.configuration_set and self.configuration_sets.get(h.configuration_set))
-            or (h.identity and self.identities.get(h.identity))
+            or (h.identity and self.identities.get(h.identity.lower()))
             or (h.from_domain and self.from_domains.get(h.from_domain.lower()))
             or (h.pinpoint_app and self.pinpoint_apps.get(h.pinpoint_app))
             or (h.sms_configuration_set and self.sms_configuration_sets.get(h.sms_configuration_set))
