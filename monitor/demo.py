@@ -70,7 +70,7 @@ def _profiles(n: int) -> list[TenantProfile]:
         if name == "umbrella":
             p.configuration_set, p.tag_tenant = "umbrella-marketing", False
         if name == BAD:
-            p.weight = max(3.0, n / 5)  # a big sender: its volume passes min_volume quickly
+            p.weight = max(6.0, n / 2)  # a big sender: its volume passes min_volume quickly
         out.append(p)
     return out
 
@@ -130,7 +130,8 @@ async def _demo(sandbox: Sandbox, tmp: Path, seconds: float, n_tenants: int, htt
                     next(p for p in profiles if p.name == BAD).bounce = 0.12
                 sent += await _produce(sqs, queue, traffic, now, per_tick=RATE_PER_S // 10)
                 if now >= next_table:
-                    next_table = now + 1.0
+                    # A live table on a terminal; a line every 5 s when piped to a log.
+                    next_table = now + (1.0 if sys.stdout.isatty() else 5.0)
                     _table(daemon, now, started, sent)
                 if paused_at is None and sandbox.ses.sending_status(BAD) == "DISABLED":
                     paused_at = now
@@ -187,13 +188,24 @@ async def _finish(sandbox: Sandbox, url: str, code: int) -> None:
     if code != 0:
         print(f"demo: {BAD} was not paused in time (try a larger --seconds)")
         return
-    print(f"PAUSED: {BAD} (bounce rate over the standard policy's 5% pause threshold)")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/api/v1/audit") as resp:
+            audit = await resp.json()
+        async with http.get(f"{url}/metrics") as resp:
+            text = await resp.text()
+    print("decisions (GET /api/v1/audit):")
+    for e in audit:
+        acts = ", ".join(f"{a['action']}={a['result']}" for a in e["actions"]) or "-"
+        print(f"  {_clock(e['time'])} {e['tenant']:<12} {e['decision']:<6} {e['reason']}  [{acts}]")
+    print(f"PAUSED: {BAD}")
     print("SES stand-in received:")
     for c in calls:
         print(f"  {c.operation} {c.params}  → HTTP {c.status}")
-    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as resp:
-        text = await resp.text()
     for line in text.splitlines():
         if line.startswith("repmon_tenant_status{") and f'tenant="{BAD}"' in line and 'status="paused"' in line:
             print(f"{url}/metrics: {line}")
     print(f"metrics were served at {url}/metrics")
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))

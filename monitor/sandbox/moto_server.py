@@ -10,6 +10,8 @@ process sees the same queues and tables.
 
 from __future__ import annotations
 
+import logging
+
 import urllib.request
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -37,7 +39,11 @@ class MotoServer:
         try:
             from moto.server import ThreadedMotoServer  # noqa: PLC0415 (optional dependency)
         except ImportError as e:
-            raise RuntimeError("the local sandbox needs moto: pip install 'moto[server]'") from e
+            raise RuntimeError(
+                "the local sandbox needs moto: pip install 'reputation-monitor[demo]'"
+            ) from e
+        # werkzeug logs every request to stderr on its own handler; that is noise here.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
         host, port = server.get_host_and_port()

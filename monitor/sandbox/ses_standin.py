@@ -332,6 +332,9 @@ class ThreadedSesStandIn:
     def add_tenant(self, name: str, *, resources: Iterable[str] = ()) -> str:
         return self.server.add_tenant(name, resources=resources)
 
+    def sending_status(self, tenant_name: str) -> str:
+        return self.server.sending_status(tenant_name)
+
     def start(self, timeout: float = 10.0) -> str:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="ses-standin", daemon=True)
