@@ -62,6 +62,7 @@ class SqsSource:
         self.sleep = sleep
         self.last_ok: float | None = None  # monotonic-free wall time of the last good receive
         self.requests = 0  # SQS calls made, for the benchmark's requests-per-event
+        self.deleted = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -152,6 +153,7 @@ class SqsSource:
                     await self.sleep(backoff.next())
                     continue
                 failed = resp.get("Failed") or []
+                self.deleted += len(resp.get("Successful") or [])
                 for f in failed:
                     self.metrics.poll_errors.labels(self.name, str(f.get("Code", "Unknown"))[:64]).inc()
                 # Sender faults (e.g. an expired receipt handle) will not succeed on retry.

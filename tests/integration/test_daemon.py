@@ -1,0 +1,238 @@
+"""The daemon in-process against moto's SQS server and the SES stand-in, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiobotocore.session import get_session
+
+from conftest import eventually
+from monitor.app import Daemon
+from monitor.core.events import Channel
+from monitor.core.state import Status
+from monitor.rulesfile import embedded_presets_text, load_rules_dir
+from monitor.sandbox import Sandbox
+from monitor.sandbox.traffic import TenantProfile, Traffic, sns
+from monitor.settings import load_settings
+
+TEST_RULES = """\
+policies:
+  small:                      # the standard thresholds at a volume a test can reach
+    window: 24h
+    min_volume: 60
+    email:
+      bounce:    {warn: 0.025, pause: 0.05}
+      complaint: {warn: 0.0005, pause: 0.001}
+default_policy: small
+"""
+
+
+@pytest.fixture
+async def sqs(aws_env: dict[str, str]) -> AsyncIterator[Any]:
+    async with get_session().create_client("sqs") as client:
+        yield client
+
+
+@pytest.fixture
+async def queue(sqs: Any) -> str:
+    # A stopping daemon abandons its long polls; a message the server hands to an abandoned poll
+    # comes back after the visibility timeout, kept short here so a restart test sees it soon.
+    url: str = (
+        await sqs.create_queue(
+            QueueName=f"events-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "3"}
+        )
+    )["QueueUrl"]
+    return url
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "presets.yaml").write_text(embedded_presets_text())
+    (d / "test.yaml").write_text(TEST_RULES)
+    return d
+
+
+class Running:
+    def __init__(self, daemon: Daemon, task: asyncio.Task[int]) -> None:
+        self.daemon = daemon
+        self.task = task
+
+    @property
+    def url(self) -> str:
+        assert self.daemon.http is not None
+        return f"http://127.0.0.1:{self.daemon.http.bound_port}"
+
+    def sample(self, name: str, labels: dict[str, str]) -> float | None:
+        return self.daemon.registry.get_sample_value(name, labels)
+
+    async def stop(self) -> int:
+        self.daemon.stop.set()
+        return await asyncio.wait_for(self.task, 30)
+
+
+async def start(queue: str, rules_dir: Path, state: Path, **settings: Any) -> Running:
+    s = load_settings(
+        queue_urls=queue,
+        rules_dir=str(rules_dir),
+        state_url=f"sqlite:///{state}",
+        http_port=0,
+        pollers=2,
+        **settings,
+    )
+    daemon = Daemon(s, load_rules_dir(rules_dir), stop=asyncio.Event(), wait_time_s=1)
+    task = asyncio.create_task(daemon.run())
+    await eventually(lambda: daemon.started.is_set() or task.done(), what="daemon start")
+    if task.done():
+        task.result()
+    return Running(daemon, task)
+
+
+async def send_paced(sqs: Any, queue: str, bodies: list[str], depth: int = 60) -> None:
+    """Send in batches of ten, keeping the queue shallow as real traffic would."""
+    for i in range(0, len(bodies), 10):
+        await sqs.send_message_batch(
+            QueueUrl=queue,
+            Entries=[{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])],
+        )
+        await eventually(lambda: queue_depth(sqs, queue, visible_only=True, below=depth), what="queue drains")
+
+
+async def queue_depth(sqs: Any, queue: str, *, visible_only: bool = False, below: int | None = None) -> Any:
+    attrs = (
+        await sqs.get_queue_attributes(
+            QueueUrl=queue,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+    )["Attributes"]
+    n = int(attrs["ApproximateNumberOfMessages"])
+    if not visible_only:
+        n += int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    return n < below if below is not None else n
+
+
+def traffic_bodies(good_a: str, good_b: str, bad: str, seed: int = 1) -> tuple[list[str], int]:
+    """70 mails (~110 recipients) each for two good tenants and a bad one (12 % bounces)."""
+    profiles = [
+        TenantProfile(good_a, bounce=0.0, complaint=0.0, transient=0.01),
+        TenantProfile(good_b, bounce=0.01, complaint=0.0, transient=0.0),
+        TenantProfile(bad, bounce=0.12, complaint=0.0, transient=0.0),
+    ]
+    traffic = Traffic(profiles, seed=seed)
+    bodies: list[str] = []
+    now = time.time()
+    for p in profiles:
+        for _ in range(70):
+            mail = traffic.mail(now, p)
+            bodies.extend(sns(r) for r in traffic.records(mail, now))
+    traffic.rng.shuffle(bodies)
+    return bodies, len(bodies)
+
+
+async def test_bad_tenant_paused_through_ses_good_ones_not(
+    sandbox: Sandbox, sqs: Any, queue: str, rules_dir: Path, tmp_path: Path
+) -> None:
+    # The sandbox lives for the session: unique names keep tests apart.
+    suffix = uuid.uuid4().hex[:6]
+    names = {k: f"{k}-{suffix}" for k in ("good-a", "good-b", "bad")}
+    arns = {k: sandbox.ses.add_tenant(v) for k, v in names.items()}
+    bodies, n = traffic_bodies(names["good-a"], names["good-b"], names["bad"])
+    dup = bodies[:5]  # redelivered records: the same events again
+    running = await start(queue, rules_dir, tmp_path / "state.db")
+    try:
+        await send_paced(sqs, queue, bodies + dup)
+        await eventually(lambda: queue_depth(sqs, queue, below=1), what="every message deleted")
+        d = running.daemon
+        assert d.pipeline is not None
+        processed = running.sample("repmon_messages_total", {"queue": d.sources[0].name, "result": "processed"})
+        duplicates = running.sample("repmon_messages_total", {"queue": d.sources[0].name, "result": "duplicate"})
+        assert (processed, duplicates) == (n, 5)
+        assert sum(s.deleted for s in d.sources) == n + 5  # each message deleted exactly once
+
+        calls = [c for c in sandbox.ses.calls_to("UpdateReputationEntityCustomerManagedStatus")
+                 if c.params["ReputationEntityReference"] in arns.values()]
+        assert [(c.params["ReputationEntityReference"], c.params["SendingStatus"]) for c in calls] == [
+            (arns["bad"], "DISABLED")
+        ]
+        assert sandbox.ses.sending_status(names["bad"]) == "DISABLED"
+        assert sandbox.ses.sending_status(names["good-a"]) == "ENABLED"
+        assert d.engine.tenants[names["bad"]].state.status is Status.PAUSED
+        assert d.engine.tenants[names["good-a"]].state.status is Status.HEALTHY
+        assert d.engine.tenants[names["good-b"]].state.status is Status.HEALTHY
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{running.url}/metrics") as resp:
+                text = await resp.text()
+            async with http.get(f"{running.url}/readyz") as resp:
+                assert resp.status == 200
+            async with http.get(f"{running.url}/api/v1/tenants?status=paused") as resp:
+                paused = await resp.json()
+        assert f'repmon_tenant_status{{status="paused",tenant="{names["bad"]}"}} 1.0' in text
+        assert f'repmon_tenant_status{{status="healthy",tenant="{names["good-a"]}"}} 1.0' in text
+        assert 'repmon_actions_total{action="ses_tenant",result="ok"} 1.0' in text
+        assert f'repmon_tenant_pauses_total{{reason="rate",tenant="{names["bad"]}"}} 1.0' in text
+        assert [t["tenant"] for t in paused] == [names["bad"]]
+        assert paused[0]["paused_channels"] == ["email"] and paused[0]["rates"]["email.bounce"] >= 0.05
+        assert "@" not in text  # no recipient address in any label
+        before = {t: r.snapshot(Channel.EMAIL, d.clock()) for t, r in d.engine.tenants.items()}
+    finally:
+        assert await running.stop() == 0
+
+    # A restart resumes exactly where the last commit left off.
+    again = await start(queue, rules_dir, tmp_path / "state.db")
+    try:
+        d2 = again.daemon
+        after = {t: r.snapshot(Channel.EMAIL, d2.clock()) for t, r in d2.engine.tenants.items()}
+        assert after == before
+        assert d2.engine.tenants[names["bad"]].state.status is Status.PAUSED
+        await send_paced(sqs, queue, bodies[:10])  # already counted before the restart
+        await eventually(lambda: queue_depth(sqs, queue, below=1), what="redelivered batch deleted")
+        assert again.sample("repmon_messages_total", {"queue": d2.sources[0].name, "result": "duplicate"}) == 10
+        again_calls = [c for c in sandbox.ses.calls_to("UpdateReputationEntityCustomerManagedStatus")
+                       if c.params["ReputationEntityReference"] in arns.values()]
+        assert again_calls == calls  # no second pause after the restart
+    finally:
+        assert await again.stop() == 0
+
+
+async def test_undecodable_message_is_counted_and_left_for_redrive(
+    sqs: Any, queue: str, rules_dir: Path, tmp_path: Path
+) -> None:
+    running = await start(queue, rules_dir, tmp_path / "state.db")
+    try:
+        await sqs.send_message(QueueUrl=queue, MessageBody='{"eventType": "Bounce", "bounce": ')
+        name = running.daemon.sources[0].name
+        await eventually(
+            lambda: running.sample("repmon_messages_total", {"queue": name, "result": "undecodable"}),
+            what="undecodable counted",
+        )
+        assert running.sample("repmon_undecodable_messages_total", {"queue": name, "reason": "invalid_json"}) == 1
+        assert await queue_depth(sqs, queue) == 1  # not deleted: in flight, then back to the queue
+    finally:
+        assert await running.stop() == 0
+
+
+async def test_undecodable_message_goes_to_the_dead_letter_queue_with_its_reason(
+    sqs: Any, queue: str, rules_dir: Path, tmp_path: Path
+) -> None:
+    dlq = (await sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:8]}"))["QueueUrl"]
+    running = await start(queue, rules_dir, tmp_path / "state.db", dead_letter_queue_url=dlq)
+    try:
+        body = json.dumps({"hello": "world"})
+        await sqs.send_message(QueueUrl=queue, MessageBody=body)
+        await eventually(lambda: queue_depth(sqs, queue, below=1), what="source message deleted")
+        got = await sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"], WaitTimeSeconds=1)
+        [m] = got["Messages"]
+        assert m["Body"] == body
+        assert m["MessageAttributes"]["repmon-reason"]["StringValue"] == "unknown_shape"
+    finally:
+        assert await running.stop() == 0
