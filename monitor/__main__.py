@@ -19,7 +19,9 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
         flag = "--" + name.replace("_", "-")
         help_ = f"REPMON_{name.upper()} (default: {field.default!r})"
         if field.annotation is bool:
-            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+            p.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_
+            )
         else:
             p.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_)
 
@@ -82,7 +84,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="reputation-monitor",
-        description="Per-tenant sending-reputation guard for Amazon SES and AWS End User Messaging.",
+        description="Per-tenant sending-reputation guard for Amazon SES and End User Messaging.",
     )
     p.add_argument("--version", action="version", version=f"reputation-monitor {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -91,10 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(run)
     run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser("demo", help="fully local demo: moto SQS + SES stand-in, one tenant goes bad")
+    demo = sub.add_parser(
+        "demo", help="fully local demo: moto SQS + SES stand-in, one tenant goes bad"
+    )
     demo.add_argument("--seconds", type=float, default=90.0, help="longest run (default 90)")
     demo.add_argument("--tenants", type=int, default=20, help="tenants (default 20)")
-    demo.add_argument("--http-port", type=int, default=9464, help="where /metrics is served (default 9464; 0: any)")
+    demo.add_argument(
+        "--http-port",
+        type=int,
+        default=9464,
+        help="where /metrics is served (default 9464; 0: any)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     rules = sub.add_parser("rules", help="rules tools")

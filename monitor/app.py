@@ -85,14 +85,19 @@ class Daemon:
         if not self.loaded or not self.sources:
             return False
         now = self.clock()
-        ok = all(s.last_ok is not None and now - s.last_ok <= READY_POLL_AGE_S for s in self.sources)
+        ok = all(
+            s.last_ok is not None and now - s.last_ok <= READY_POLL_AGE_S for s in self.sources
+        )
         self.metrics.ready.set(1 if ok else 0)
         return ok
 
     async def run(self) -> int:
         s = self.settings
         if not s.queue_urls:
-            raise ConfigError("invalid setting REPMON_QUEUE_URLS: required for run (comma-separated SQS queue URLs)")
+            raise ConfigError(
+                "invalid setting REPMON_QUEUE_URLS: required for run "
+                "(comma-separated SQS queue URLs)"
+            )
         store = open_store(s.state_url)
         started = time.monotonic()
         async with AsyncExitStack() as stack:
@@ -104,7 +109,9 @@ class Daemon:
                 since=now - self.rules.max_window_s - self.rules.max_window_s / BUCKETS,
                 max_keys=self.engine.dedupe.capacity,
             )
-            self.engine.restore(states=loaded.states, buckets=loaded.buckets, keys=loaded.keys, now=now)
+            self.engine.restore(
+                states=loaded.states, buckets=loaded.buckets, keys=loaded.keys, now=now
+            )
             log.info(
                 "state_loaded",
                 tenants=len(loaded.states),
@@ -115,14 +122,24 @@ class Daemon:
             sess = session()
             region = region_of(sess, s.aws_region)
             cfg = client_config()
-            ses = await stack.enter_async_context(sess.create_client("sesv2", region_name=region, config=cfg))
+            ses = await stack.enter_async_context(
+                sess.create_client("sesv2", region_name=region, config=cfg)
+            )
             actions: dict[str, Action] = {"ses_tenant": SesTenantAction(ses)}
             self.actuator = actuator = Actuator(
-                actions=actions, store=store, metrics=self.metrics, clock=self.clock, dry_run=s.dry_run
+                actions=actions,
+                store=store,
+                metrics=self.metrics,
+                clock=self.clock,
+                dry_run=s.dry_run,
             )
             self.registry.register(TenantCollector(self.engine, self.labels, self.clock))
             self.committer = committer = Committer(
-                engine=self.engine, store=store, actuator=actuator, metrics=self.metrics, labels=self.labels
+                engine=self.engine,
+                store=store,
+                actuator=actuator,
+                metrics=self.metrics,
+                labels=self.labels,
             )
             dead_letter = None
             if s.dead_letter_queue_url:
@@ -140,7 +157,11 @@ class Daemon:
             for url in s.queue_urls:
                 # One client per queue (its own connection pool), shared by its pollers.
                 client = await stack.enter_async_context(
-                    sess.create_client("sqs", region_name=region, config=client_config(read_timeout=self.wait_time_s + 10))
+                    sess.create_client(
+                        "sqs",
+                        region_name=region,
+                        config=client_config(read_timeout=self.wait_time_s + 10),
+                    )
                 )
                 self.sources.append(
                     SqsSource(
@@ -161,7 +182,9 @@ class Daemon:
                 ready=self.ready,
                 token=s.admin_token,
             )
-            self.http = HttpServer(build_app(registry=self.registry, admin=admin), s.http_host, s.http_port)
+            self.http = HttpServer(
+                build_app(registry=self.registry, admin=admin), s.http_host, s.http_port
+            )
             await self.http.start()
             stack.push_async_callback(self.http.stop)
             self.loaded = True
@@ -191,12 +214,17 @@ class Daemon:
 
     async def _serve(self, actuator: Actuator) -> int:
         assert self.committer is not None
-        sources = [asyncio.create_task(src.run(self.stop), name=f"source-{src.name}") for src in self.sources]
+        sources = [
+            asyncio.create_task(src.run(self.stop), name=f"source-{src.name}")
+            for src in self.sources
+        ]
         workers = asyncio.create_task(actuator.run(), name="actuator")
         maintenance = asyncio.create_task(self._maintain(), name="maintenance")
         stopping = asyncio.create_task(self.stop.wait())
         code = 0
-        done, _ = await asyncio.wait({stopping, workers, maintenance, *sources}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {stopping, workers, maintenance, *sources}, return_when=asyncio.FIRST_COMPLETED
+        )
         failed = [t for t in done if t is not stopping and not t.cancelled() and t.exception()]
         for t in failed:
             log.critical("task_failed", task=t.get_name(), error=repr(t.exception()))
@@ -211,7 +239,9 @@ class Daemon:
         # 3. commit whatever is left (admin changes, ticks),
         if code == 0:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.committer.commit(), max(0.1, deadline - asyncio.get_running_loop().time()))
+                await asyncio.wait_for(
+                    self.committer.commit(), max(0.1, deadline - asyncio.get_running_loop().time())
+                )
             # 4. finish the actions of committed decisions; what is left stays pending in the
             #    outbox and runs at the next start.
             await _until(deadline, actuator.join())
@@ -265,7 +295,9 @@ def _dead_letter(client: Any, url: str) -> Callable[[Message, DecodeError], Any]
                 },
             )
         except Exception as e:
-            log.warning("dead_letter_failed", queue=m.queue, message_id=m.message_id, error=classify(e).code)
+            log.warning(
+                "dead_letter_failed", queue=m.queue, message_id=m.message_id, error=classify(e).code
+            )
             return False
         return True
 

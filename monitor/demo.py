@@ -31,9 +31,30 @@ from monitor.sandbox.traffic import TenantProfile, Traffic, sns
 from monitor.settings import load_settings
 
 NAMES = (
-    "acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka", "tyrell",
-    "cyberdyne", "soylent", "gringotts", "aperture", "monarch", "vandelay", "pied-piper",
-    "dunder", "oscorp", "nakatomi", "trial-newco", "massive", "duff", "krusty", "planet",
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "wonka",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+    "gringotts",
+    "aperture",
+    "monarch",
+    "vandelay",
+    "pied-piper",
+    "dunder",
+    "oscorp",
+    "nakatomi",
+    "trial-newco",
+    "massive",
+    "duff",
+    "krusty",
+    "planet",
 )
 BAD = "initech"
 STRICT = "trial-newco"
@@ -88,11 +109,15 @@ async def _demo(sandbox: Sandbox, tmp: Path, seconds: float, n_tenants: int, htt
     sess = session()
     async with sess.create_client("sqs") as sqs:
         dlq = (await sqs.create_queue(QueueName="repmon-demo-dlq"))["QueueUrl"]
-        dlq_arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"]["QueueArn"]
+        dlq_arn = (await sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"]))[
+            "Attributes"
+        ]["QueueArn"]
         queue = (
             await sqs.create_queue(
                 QueueName="repmon-demo-events",
-                Attributes={"RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}'},
+                Attributes={
+                    "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}'
+                },
             )
         )["QueueUrl"]
         token = secrets.token_urlsafe(16)
@@ -108,7 +133,9 @@ async def _demo(sandbox: Sandbox, tmp: Path, seconds: float, n_tenants: int, htt
         stop = asyncio.Event()
         daemon = Daemon(settings, rules, stop=stop, wait_time_s=2)
         run = asyncio.create_task(daemon.run())
-        await asyncio.wait({run, asyncio.ensure_future(daemon.started.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {run, asyncio.ensure_future(daemon.started.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
         if run.done():
             return await run
         assert daemon.http is not None
@@ -116,7 +143,10 @@ async def _demo(sandbox: Sandbox, tmp: Path, seconds: float, n_tenants: int, htt
         print(f"reputation-monitor demo: {len(profiles)} tenants, queue {queue}")
         print(f"  metrics   {url}/metrics")
         print(f"  tenants   REPMON_ADMIN_TOKEN={token} reputation-monitor tenants list --url {url}")
-        print(f"  {BAD} starts bouncing hard after {BAD_AFTER_S:.0f}s; {STRICT} is on the strict policy\n")
+        print(
+            f"  {BAD} starts bouncing hard after {BAD_AFTER_S:.0f}s; "
+            f"{STRICT} is on the strict policy\n"
+        )
         sent = 0
         traffic = Traffic(profiles)
         started = time.time()
@@ -175,8 +205,13 @@ def _table(daemon: Daemon, now: float, started: float, sent: int) -> None:
     tty = sys.stdout.isatty()
     if tty:
         print("\x1b[2J\x1b[H", end="")
-    print(f"t+{now - started:5.1f}s  events sent {sent:6d}  processed {processed:6d}  tenants {len(rows)}")
-    print(f"  {'tenant':<14} {'policy':<9} {'status':<10} {'sent':>6} {'bounce':>8} {'complaint':>9}")
+    print(
+        f"t+{now - started:5.1f}s  events sent {sent:6d}  processed {processed:6d}  "
+        f"tenants {len(rows)}"
+    )
+    print(
+        f"  {'tenant':<14} {'policy':<9} {'status':<10} {'sent':>6} {'bounce':>8} {'complaint':>9}"
+    )
     for st, vol, b, c, name, pol in rows[: 12 if not tty else 30]:
         mark = {"paused": "!!", "warning": " !"}.get(st.value, "  ")
         print(f"{mark}{name:<14} {pol:<9} {st.value:<10} {vol:>6} {b:>8.2%} {c:>9.3%}")
@@ -202,7 +237,11 @@ async def _finish(sandbox: Sandbox, url: str, code: int) -> None:
     for c in calls:
         print(f"  {c.operation} {c.params}  → HTTP {c.status}")
     for line in text.splitlines():
-        if line.startswith("repmon_tenant_status{") and f'tenant="{BAD}"' in line and 'status="paused"' in line:
+        if (
+            line.startswith("repmon_tenant_status{")
+            and f'tenant="{BAD}"' in line
+            and 'status="paused"' in line
+        ):
             print(f"{url}/metrics: {line}")
     print(f"metrics were served at {url}/metrics")
 

@@ -130,16 +130,16 @@ class TenantCollector(Collector):
             window = format_duration(rec.policy.window_s)
             for channel in rec.windows:
                 snap = rec.snapshot(channel, now)
-                for r, t in rec.policy.channel_thresholds(channel).items():
+                for r, th in rec.policy.channel_thresholds(channel).items():
                     rate.add_metric([name, r.short, window], snap.rate(r))
-                    threshold.add_metric([name, r.short, "warn"], t.warn)
-                    threshold.add_metric([name, r.short, "pause"], t.pause)
-            for s in Status:
-                status.add_metric([name, s.value], 1.0 if s is st else 0.0)
+                    threshold.add_metric([name, r.short, "warn"], th.warn)
+                    threshold.add_metric([name, r.short, "pause"], th.pause)
+            for one in Status:
+                status.add_metric([name, one.value], 1.0 if one is st else 0.0)
         yield rate
         yield threshold
         yield status
         tenants = GaugeMetricFamily("repmon_tenants", "Tenants by status", labels=["status"])
-        for s, n in counts.items():
-            tenants.add_metric([s], n)
+        for value, n in counts.items():
+            tenants.add_metric([value], n)
         yield tenants

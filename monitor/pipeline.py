@@ -30,8 +30,15 @@ class Committer:
     """Group commit: whoever holds the lock commits everything the engine has changed so far,
     so concurrent pollers share one transaction instead of queueing one each."""
 
-    def __init__(self, *, engine: Engine, store: Store, actuator: Actuator, metrics: Metrics,
-                 labels: TenantLabels) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        store: Store,
+        actuator: Actuator,
+        metrics: Metrics,
+        labels: TenantLabels,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.actuator = actuator
@@ -133,8 +140,8 @@ class Pipeline:
             # The engine is now ahead of the store; only a restart from the store is exact.
             log.critical("state_commit_failed", exc_info=True)
             raise
-        for (queue, result), n in results.items():
-            metrics.messages.labels(queue, result).inc(n)
+        for (queue, outcome), n in results.items():
+            metrics.messages.labels(queue, outcome).inc(n)
         for lag in lags:
             metrics.event_lag.observe(max(0.0, lag))
         return done

@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     def _urls(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for url in v:
             if not url.startswith(("https://", "http://")):
-                raise ValueError(f"{url!r} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)")
+                raise ValueError(
+                    f"{url!r} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+                )
         return v
 
     @field_validator("log_level", "log_format", mode="before")
@@ -59,7 +61,9 @@ class Settings(BaseSettings):
             return v
         raise ValueError("must be sqlite:///PATH or dynamodb://TABLE")
 
-    @field_validator("admin_token", "webhook_url", "webhook_secret", "dead_letter_queue_url", "aws_region")
+    @field_validator(
+        "admin_token", "webhook_url", "webhook_secret", "dead_letter_queue_url", "aws_region"
+    )
     @classmethod
     def _empty_is_unset(cls, v: str | None) -> str | None:
         return v or None

@@ -59,8 +59,13 @@ class Actuator:
         self._idle.set()
         self._busy = 0
 
-    def submit(self, audit_id: int, entry: dict[str, Any], actions: tuple[str, ...],
-               received_at: float | None = None) -> None:
+    def submit(
+        self,
+        audit_id: int,
+        entry: dict[str, Any],
+        actions: tuple[str, ...],
+        received_at: float | None = None,
+    ) -> None:
         req = ActionRequest(
             audit_id=audit_id,
             tenant=entry["tenant"],
@@ -134,8 +139,12 @@ class Actuator:
                     return "error", str(e)[:500]
                 delay = backoff.next()
                 log.warning(
-                    "action_retry", action=action.name, tenant=req.tenant, attempt=attempt,
-                    error=str(e)[:200], delay_s=round(delay, 3),
+                    "action_retry",
+                    action=action.name,
+                    tenant=req.tenant,
+                    attempt=attempt,
+                    error=str(e)[:200],
+                    delay_s=round(delay, 3),
                 )
                 await self.sleep(delay)
             except Exception as e:  # a bug or an unexpected response: audit it, keep running

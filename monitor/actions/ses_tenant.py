@@ -27,7 +27,9 @@ class SesTenantAction:
             except Exception as e:
                 err = classify(e)
                 if err.code == "NotFoundException":
-                    raise ActionFailed(f"SES has no tenant named {tenant!r}", transient=False) from e
+                    raise ActionFailed(
+                        f"SES has no tenant named {tenant!r}", transient=False
+                    ) from e
                 raise err from e
             arn = self._arns[tenant] = resp["Tenant"]["TenantArn"]
         return arn

@@ -29,10 +29,18 @@ EMAIL_ONLY_ACTIONS = frozenset({"ses_tenant", "ses_configuration_set"})
 
 
 def format_duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    """`24h`, `90m`, `3d`: hours up to two days, as operators write windows."""
+    if seconds > 2 * 86400 and seconds % 86400 == 0:
+        return f"{int(seconds // 86400)}d"
+    for unit, size in (("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def _below(value: float, factor: float, limit: float) -> bool:
+    # Rounded so that 0.8 × 0.025 is 0.02, not 0.020000000000000004.
+    return value < round(factor * limit, 12)
 
 
 def evidence(policy: Policy, channel: Channel, snap: Snapshot) -> Evidence:
@@ -59,20 +67,24 @@ def actions_for(policy: Policy, kind: Kind, channel: Channel) -> tuple[str, ...]
     return acts
 
 
-def _worst(snap: Snapshot, thresholds: dict[Rate, Threshold], level: str) -> tuple[Rate, float] | None:
+def _worst(
+    snap: Snapshot, thresholds: dict[Rate, Threshold], level: str
+) -> tuple[Rate, float] | None:
     """The rate furthest over its `level` threshold, if any is at or over it."""
     best: tuple[Rate, float, float] | None = None
     for rate, t in thresholds.items():
         limit = t.pause if level == "pause" else t.warn
         value = snap.rate(rate)
-        if value >= limit and limit >= 0:
+        if value >= limit >= 0:
             over = value / limit if limit else float("inf")
             if best is None or over > best[2]:
                 best = (rate, value, over)
     return (best[0], best[1]) if best else None
 
 
-def _reason(rate: Rate, value: float, level: str, limit: float, snap: Snapshot, policy: Policy) -> str:
+def _reason(
+    rate: Rate, value: float, level: str, limit: float, snap: Snapshot, policy: Policy
+) -> str:
     return (
         f"{rate.value} {value:.2%} ≥ {level} {limit:.2%} over {format_duration(policy.window_s)} "
         f"({snap.volume(rate.channel)} sent)"
@@ -128,7 +140,7 @@ def evaluate(
         return None
     # Unlatch would_pause once the rates are clearly back under the pause thresholds.
     if cs.would_pause and all(
-        snap.rate(r) < policy.resume_below * t.pause for r, t in thresholds.items()
+        _below(snap.rate(r), policy.resume_below, t.pause) for r, t in thresholds.items()
     ):
         cs.would_pause = False
 
@@ -137,11 +149,13 @@ def evaluate(
         if over_warn and enough:
             rate, value = over_warn
             return decide(
-                Kind.WARN, Status.WARNING, _reason(rate, value, "warn", thresholds[rate].warn, snap, policy)
+                Kind.WARN,
+                Status.WARNING,
+                _reason(rate, value, "warn", thresholds[rate].warn, snap, policy),
             )
         return None
     if cs.status is Status.WARNING:
-        if all(snap.rate(r) < policy.resume_below * t.warn for r, t in thresholds.items()):
+        if all(_below(snap.rate(r), policy.resume_below, t.warn) for r, t in thresholds.items()):
             return decide(
                 Kind.CLEAR,
                 Status.HEALTHY,
@@ -153,7 +167,9 @@ def evaluate(
         if over_warn:
             rate, value = over_warn
             return decide(
-                Kind.WARN, Status.WARNING, _reason(rate, value, "warn", thresholds[rate].warn, snap, policy)
+                Kind.WARN,
+                Status.WARNING,
+                _reason(rate, value, "warn", thresholds[rate].warn, snap, policy),
             )
         return decide(
             Kind.RECOVER,

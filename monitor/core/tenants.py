@@ -56,7 +56,9 @@ class TenantResolver:
             or (h.identity and self.identities.get(h.identity.lower()))
             or (h.from_domain and self.from_domains.get(h.from_domain.lower()))
             or (h.pinpoint_app and self.pinpoint_apps.get(h.pinpoint_app))
-            or (h.sms_configuration_set and self.sms_configuration_sets.get(h.sms_configuration_set))
+            or (
+                h.sms_configuration_set and self.sms_configuration_sets.get(h.sms_configuration_set)
+            )
         )
         if tenant:
             return tenant

@@ -81,7 +81,11 @@ class Snapshot:
 
     def channel_counts(self, channel: Channel) -> dict[str, int]:
         prefix = channel.value + "."
-        out = {n[len(prefix) :]: v for n, v in zip(SLOT_NAMES, self.counts, strict=True) if n.startswith(prefix)}
+        out = {
+            n[len(prefix) :]: v
+            for n, v in zip(SLOT_NAMES, self.counts, strict=True)
+            if n.startswith(prefix)
+        }
         if channel is Channel.EMAIL:
             out["sent"] = self.email_sent
         return out

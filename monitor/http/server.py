@@ -127,11 +127,15 @@ def build_app(*, registry: CollectorRegistry, admin: Admin) -> web.Application:
         engine = admin.engine
         decisions: list[Decision]
         if pause:
-            decisions = engine.pause(name, actor=actor, reason=reason.strip(), now=now, channels=channels)
+            decisions = engine.pause(
+                name, actor=actor, reason=reason.strip(), now=now, channels=channels
+            )
         else:
             if name not in engine.tenants:
                 return _error(404, f"no tenant {name!r} has been seen")
-            decisions = engine.resume(name, actor=actor, reason=reason.strip(), now=now, channels=channels)
+            decisions = engine.resume(
+                name, actor=actor, reason=reason.strip(), now=now, channels=channels
+            )
         await admin.commit()
         view = tenant_view(engine.tenants[name], now)
         view["decisions"] = [d.to_dict() for d in decisions]
@@ -176,7 +180,9 @@ def _authorize(request: web.Request, token: str | None) -> web.Response | None:
     if token is None:
         return _error(403, "admin API mutations are disabled: REPMON_ADMIN_TOKEN is not set")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
         return _error(403, "admin API: wrong token")
     return None
 
@@ -211,4 +217,3 @@ class HttpServer:
 
     async def stop(self) -> None:
         await self.runner.cleanup()
-

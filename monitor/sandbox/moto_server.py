@@ -11,7 +11,6 @@ process sees the same queues and tables.
 from __future__ import annotations
 
 import logging
-
 import urllib.request
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -37,7 +36,7 @@ class MotoServer:
         # start() blocks until werkzeug has bound the socket (it would block forever if the bind
         # failed, which a fixed port can provoke; port 0 cannot).
         try:
-            from moto.server import ThreadedMotoServer  # noqa: PLC0415 (optional dependency)
+            from moto.server import ThreadedMotoServer
         except ImportError as e:
             raise RuntimeError(
                 "the local sandbox needs moto: pip install 'reputation-monitor[demo]'"

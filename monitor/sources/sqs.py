@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,7 +79,12 @@ class SqsSource:
                 err = classify(e)
                 self.metrics.poll_errors.labels(self.name, err.code).inc()
                 delay = backoff.next()
-                log.warning("sqs_receive_failed", queue=self.name, error=err.code, retry_in_s=round(delay, 2))
+                log.warning(
+                    "sqs_receive_failed",
+                    queue=self.name,
+                    error=err.code,
+                    retry_in_s=round(delay, 2),
+                )
                 await _wait(stop, delay, self.sleep)
                 continue
             if resp is None:
@@ -125,10 +131,8 @@ class SqsSource:
         # Stop receiving: abandon the long poll. Anything SQS handed out in that response
         # stays invisible until its visibility timeout and is then redelivered; nothing lost.
         receive.cancel()
-        try:
+        with contextlib.suppress(BaseException):  # cancelled on purpose
             await receive
-        except BaseException:  # noqa: S110 (cancelled on purpose)
-            pass
         return None
 
     async def delete(self, messages: Sequence[Message]) -> None:
@@ -142,12 +146,16 @@ class SqsSource:
                     self.requests += 1
                     resp = await self.client.delete_message_batch(
                         QueueUrl=self.url,
-                        Entries=[{"Id": k, "ReceiptHandle": m.receipt_handle} for k, m in chunk.items()],
+                        Entries=[
+                            {"Id": k, "ReceiptHandle": m.receipt_handle} for k, m in chunk.items()
+                        ],
                     )
                 except Exception as e:
                     err = classify(e)
                     self.metrics.poll_errors.labels(self.name, err.code).inc()
-                    log.warning("sqs_delete_failed", queue=self.name, error=err.code, attempt=attempt + 1)
+                    log.warning(
+                        "sqs_delete_failed", queue=self.name, error=err.code, attempt=attempt + 1
+                    )
                     if not err.transient:
                         break
                     await self.sleep(backoff.next())
@@ -155,7 +163,9 @@ class SqsSource:
                 failed = resp.get("Failed") or []
                 self.deleted += len(resp.get("Successful") or [])
                 for f in failed:
-                    self.metrics.poll_errors.labels(self.name, str(f.get("Code", "Unknown"))[:64]).inc()
+                    self.metrics.poll_errors.labels(
+                        self.name, str(f.get("Code", "Unknown"))[:64]
+                    ).inc()
                 # Sender faults (e.g. an expired receipt handle) will not succeed on retry.
                 chunk = {f["Id"]: chunk[f["Id"]] for f in failed if not f.get("SenderFault")}
                 if not chunk:
@@ -165,7 +175,9 @@ class SqsSource:
                 log.warning("sqs_delete_gave_up", queue=self.name, messages=len(chunk))
 
 
-async def _wait(stop: asyncio.Event, delay: float, sleep: Callable[[float], Awaitable[None]]) -> None:
+async def _wait(
+    stop: asyncio.Event, delay: float, sleep: Callable[[float], Awaitable[None]]
+) -> None:
     """Sleep `delay`, or less if `stop` is set meanwhile."""
     sleeper = asyncio.ensure_future(sleep(delay))
     stopping = asyncio.ensure_future(stop.wait())

@@ -101,7 +101,9 @@ class SqliteStore:
         if row is None:
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         elif row[0] != SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}")
+            raise StoreError(
+                f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}"
+            )
         return db
 
     async def load(self, *, since: float, max_keys: int) -> Loaded:
@@ -129,7 +131,9 @@ class SqliteStore:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 for tenant, channel in changes.resets:
-                    db.execute("DELETE FROM buckets WHERE tenant=? AND channel=?", (tenant, channel))
+                    db.execute(
+                        "DELETE FROM buckets WHERE tenant=? AND channel=?", (tenant, channel)
+                    )
                 db.executemany(
                     "INSERT OR REPLACE INTO buckets VALUES (?, ?, ?, ?)",
                     [(t, c, s, _COUNTS.pack(*counts)) for t, c, s, counts in changes.buckets],
@@ -141,8 +145,8 @@ class SqliteStore:
                 db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", changes.keys)
                 for d in changes.decisions:
                     cur = db.execute(
-                        "INSERT INTO audit (time, tenant, channel, decision, actor, reason, evidence,"
-                        " pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO audit (time, tenant, channel, decision, actor, reason,"
+                        " evidence, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             d.time,
                             d.tenant,
@@ -189,7 +193,8 @@ class SqliteStore:
         self, *, tenant: str | None = None, since: float | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            where, args = ["1=1"], []
+            where: list[str] = ["1=1"]
+            args: list[str | float] = []
             if tenant is not None:
                 where.append("tenant = ?")
                 args.append(tenant)
@@ -197,7 +202,8 @@ class SqliteStore:
                 where.append("time >= ?")
                 args.append(since)
             rows = db.execute(
-                f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",  # noqa: S608 (fixed fragments)
+                # Only fixed fragments are joined in; values are bound parameters.
+                f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",  # noqa: S608
                 (*args, limit),
             ).fetchall()
             return [_entry(r) for r in reversed(rows)]

@@ -12,7 +12,7 @@ from monitor.core.events import (
     TenantStatusKind,
     event_key,
 )
-from monitor.core.rules import Policy, Rate, Rules, Threshold, TenantRule
+from monitor.core.rules import Policy, Rate, Rules, TenantRule, Threshold
 from monitor.core.state import Kind, Status
 from monitor.core.tenants import UNASSIGNED
 
@@ -20,7 +20,10 @@ T0 = 1_750_000_000.0
 STD = Policy(
     name="standard",
     min_volume=100,
-    thresholds={Rate.EMAIL_BOUNCE: Threshold(0.025, 0.05), Rate.EMAIL_COMPLAINT: Threshold(0.0005, 0.001)},
+    thresholds={
+        Rate.EMAIL_BOUNCE: Threshold(0.025, 0.05),
+        Rate.EMAIL_COMPLAINT: Threshold(0.0005, 0.001),
+    },
 )
 RULES = Rules(
     default_policy="standard",
@@ -29,8 +32,15 @@ RULES = Rules(
 )
 
 
-def ev(n: int, outcome: Outcome, tenant: str | None = "acme", t: float = T0, *, cs: str | None = None,
-       count: int = 1) -> Event:
+def ev(
+    n: int,
+    outcome: Outcome,
+    tenant: str | None = "acme",
+    t: float = T0,
+    *,
+    cs: str | None = None,
+    count: int = 1,
+) -> Event:
     return Event(
         key=event_key(str(n), outcome.value),
         time=t,
@@ -41,7 +51,9 @@ def ev(n: int, outcome: Outcome, tenant: str | None = "acme", t: float = T0, *, 
     )
 
 
-def send_batch(engine: Engine, tenant: str, sends: int, bounces: int, now: float, start: int = 0) -> None:
+def send_batch(
+    engine: Engine, tenant: str, sends: int, bounces: int, now: float, start: int = 0
+) -> None:
     for i in range(sends):
         engine.ingest([ev(start + i, Outcome.SEND, tenant, now)], now, now)
     for i in range(bounces):
@@ -97,20 +109,29 @@ def test_crossing_pauses_once_and_drains_everything_to_persist() -> None:
 def test_manual_pause_holds_and_resume_starts_afresh() -> None:
     e = Engine(RULES)
     send_batch(e, "acme", 200, 0, T0)
-    [d] = e.pause("acme", actor="admin:abc", reason="customer asked", now=T0, channels=[Channel.EMAIL])
+    [d] = e.pause(
+        "acme", actor="admin:abc", reason="customer asked", now=T0, channels=[Channel.EMAIL]
+    )
     assert d.kind is Kind.PAUSE and d.actions == ("ses_tenant",)
     # already paused by hand: idempotent, no second audit entry
-    assert e.pause("acme", actor="admin:abc", reason="again", now=T0, channels=[Channel.EMAIL]) == []
+    assert (
+        e.pause("acme", actor="admin:abc", reason="again", now=T0, channels=[Channel.EMAIL]) == []
+    )
     send_batch(e, "acme", 200, 0, T0 + 1, start=1000)
     assert e.evaluate(T0 + 1) == []
     assert e.tenants["acme"].state.channels[Channel.EMAIL].status is Status.PAUSED
-    [r] = e.resume("acme", actor="admin:abc", reason="fixed list", now=T0 + 2, channels=[Channel.EMAIL])
+    [r] = e.resume(
+        "acme", actor="admin:abc", reason="fixed list", now=T0 + 2, channels=[Channel.EMAIL]
+    )
     assert r.kind is Kind.RESUME and r.evidence is not None and r.evidence.counts["sent"] == 400
     rec = e.tenants["acme"]
     assert rec.state.channels[Channel.EMAIL].status is Status.PROBATION
     assert rec.snapshot(Channel.EMAIL, T0 + 2).email_sent == 0
     # evidence from before the resume no longer counts, even if it arrives late
-    assert e.ingest([ev(5000, Outcome.BOUNCE_PERMANENT, t=T0 + 1)], T0 + 3, T0 + 3) is MessageResult.LATE
+    assert (
+        e.ingest([ev(5000, Outcome.BOUNCE_PERMANENT, t=T0 + 1)], T0 + 3, T0 + 3)
+        is MessageResult.LATE
+    )
     ch = e.drain()
     assert ("acme", "email") in ch.resets
 
@@ -147,11 +168,15 @@ def test_auto_resume_on_tick() -> None:
 
 def test_ses_status_events_pause_and_resume_without_actions() -> None:
     e = Engine(RULES)
-    off = TenantStatusEvent(b"k1", T0, "acme", TenantStatusKind.SENDING_DISABLED, "AWS_MANAGED", "bounce finding")
+    off = TenantStatusEvent(
+        b"k1", T0, "acme", TenantStatusKind.SENDING_DISABLED, "AWS_MANAGED", "bounce finding"
+    )
     assert e.ingest([off], T0, T0) is MessageResult.PROCESSED
     d = e.drain().decisions
     assert [(x.kind, x.actor, x.actions) for x in d] == [(Kind.PAUSE, "ses", ())]
-    on = TenantStatusEvent(b"k2", T0 + 5, "acme", TenantStatusKind.SENDING_ENABLED, "CUSTOMER_MANAGED")
+    on = TenantStatusEvent(
+        b"k2", T0 + 5, "acme", TenantStatusKind.SENDING_ENABLED, "CUSTOMER_MANAGED"
+    )
     e.ingest([on], T0 + 5, T0 + 5)
     assert [x.kind for x in e.drain().decisions] == [Kind.RESUME]
     assert e.tenants["acme"].state.status is Status.PROBATION
@@ -171,6 +196,10 @@ def test_restore_from_drained_changes_gives_the_same_state() -> None:
     again = Engine(RULES)
     again.restore(states=log.states, buckets=log.buckets, keys=log.keys, now=T0 + 20)
     for t in ("acme", "bigco"):
-        assert again.tenants[t].snapshot(Channel.EMAIL, T0 + 20) == e.tenants[t].snapshot(Channel.EMAIL, T0 + 20)
+        assert again.tenants[t].snapshot(Channel.EMAIL, T0 + 20) == e.tenants[t].snapshot(
+            Channel.EMAIL, T0 + 20
+        )
         assert again.tenants[t].state.status is e.tenants[t].state.status
-    assert again.ingest([ev(0, Outcome.SEND, "acme", T0)], T0 + 20, T0 + 20) is MessageResult.DUPLICATE
+    assert (
+        again.ingest([ev(0, Outcome.SEND, "acme", T0)], T0 + 20, T0 + 20) is MessageResult.DUPLICATE
+    )

@@ -35,8 +35,13 @@ def sms(final: int, failed: int = 0, opt_out: int = 0) -> Snapshot:
     return Snapshot((0, 0, 0, 0, 0, final, failed, opt_out))
 
 
-def step(status: Status, snap: Snapshot, policy: Policy = STANDARD, channel: Channel = Channel.EMAIL,
-         **state: object) -> tuple[Status, Kind | None, ChannelState]:
+def step(
+    status: Status,
+    snap: Snapshot,
+    policy: Policy = STANDARD,
+    channel: Channel = Channel.EMAIL,
+    **state: object,
+) -> tuple[Status, Kind | None, ChannelState]:
     cs = ChannelState(status=status, **state)  # type: ignore[arg-type]
     d = evaluate("t1", channel, cs, policy, snap, 1000.0)
     return cs.status, (d.kind if d else None), cs
@@ -132,7 +137,9 @@ rates = st.integers(min_value=0, max_value=2000)
 
 
 @settings(max_examples=300, deadline=None)
-@given(start=st.sampled_from(list(Status)), sent=st.integers(0, 5000), bounces=rates, complaints=rates)
+@given(
+    start=st.sampled_from(list(Status)), sent=st.integers(0, 5000), bounces=rates, complaints=rates
+)
 def test_never_pauses_below_min_volume_outside_probation(
     start: Status, sent: int, bounces: int, complaints: int
 ) -> None:
@@ -147,7 +154,9 @@ def test_never_pauses_below_min_volume_outside_probation(
 
 
 @settings(max_examples=300, deadline=None)
-@given(seq=st.lists(st.tuples(st.integers(500, 5000), st.integers(0, 400)), min_size=1, max_size=30))
+@given(
+    seq=st.lists(st.tuples(st.integers(500, 5000), st.integers(0, 400)), min_size=1, max_size=30)
+)
 def test_one_pause_per_crossing(seq: list[tuple[int, int]]) -> None:
     """However the rates move, a channel is paused at most once without a resume between."""
     cs = ChannelState()

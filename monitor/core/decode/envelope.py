@@ -1,0 +1,127 @@
+"""The single entry point: an SQS body in any envelope → events, or a DecodeError.
+
+Order: size, UTF-8, JSON, object; then envelopes, then the record's format by shape.
+
+Envelopes (nested at most MAX_DEPTH deep, e.g. EventBridge → SNS → SQS):
+- SNS (`Type`): Notification → its `Message`, a JSON string (unreadable: BAD_ENVELOPE);
+  SubscriptionConfirmation / UnsubscribeConfirmation → no events.
+- EventBridge (`detail-type`, `source`, `detail`): `aws.ses` tenant and reputation detail-types
+  → ses_tenant; any other → its `detail` as a record (SES email events also lend their
+  `resources` for the configuration set).
+- anything else is a raw record.
+
+Records by shape: `eventType` TEXT_* → sms; MEDIA_*/VOICE_*/RCS_* (MMS, voice, RCS: outside
+the contract) → no events; other `eventType` → SES event publishing; `notificationType` → SES
+legacy notification; `event_type` with Pinpoint's envelope fields → pinpoint; else
+UNKNOWN_SHAPE. An envelope whose record is undecodable returns the record's error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.core.decode import DecodeError, DecodeReason, DecodeResult
+from monitor.core.decode._json import InvalidUTF8, loads
+from monitor.core.decode.pinpoint import decode_pinpoint, is_pinpoint
+from monitor.core.decode.ses import decode_event, decode_notification
+from monitor.core.decode.ses_tenant import DETAIL_TYPES, decode_tenant_event
+from monitor.core.decode.sms import decode_sms
+
+MAX_BYTES = 262_144  # the SQS message size limit
+MAX_DEPTH = 3
+_IGNORED_EVENT_PREFIXES = ("MEDIA_", "VOICE_", "RCS_")
+_SNS_CONFIRMATIONS = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
+
+_TOO_LARGE = DecodeError(DecodeReason.TOO_LARGE, "body")
+_INVALID_UTF8 = DecodeError(DecodeReason.INVALID_UTF8, "body")
+_INVALID_JSON = DecodeError(DecodeReason.INVALID_JSON, "body")
+_NOT_AN_OBJECT = DecodeError(DecodeReason.NOT_AN_OBJECT, "body")
+_UNKNOWN = DecodeError(DecodeReason.UNKNOWN_SHAPE, "body")
+_BAD_SNS_MESSAGE = DecodeError(DecodeReason.BAD_ENVELOPE, "Message")
+_BAD_DETAIL = DecodeError(DecodeReason.BAD_ENVELOPE, "detail")
+_TOO_DEEP = DecodeError(DecodeReason.BAD_ENVELOPE, "nesting")
+
+
+def decode_body(body: bytes | str, *, max_bytes: int = MAX_BYTES) -> DecodeResult:
+    """Decode one SQS message body. Never raises."""
+    n = len(body)
+    if n > max_bytes or (
+        # a str is measured in UTF-8 only when its length leaves the answer open
+        isinstance(body, str) and n * 4 > max_bytes and _utf8_len(body) > max_bytes
+    ):
+        return _TOO_LARGE
+    try:
+        value = loads(body)
+    except InvalidUTF8:
+        return _INVALID_UTF8
+    except ValueError:
+        return _INVALID_JSON
+    if not isinstance(value, dict):
+        return _NOT_AN_OBJECT
+    return decode_object(value)
+
+
+def decode_object(value: dict[str, Any], *, _depth: int = 0) -> DecodeResult:
+    """Decode an already-parsed JSON object (for archives read line by line). Never raises."""
+    sns_type = value.get("Type")
+    if sns_type is not None and ("TopicArn" in value or "Message" in value):
+        return _sns(value, sns_type, _depth)
+    if "detail-type" in value and "detail" in value:
+        return _eventbridge(value, _depth)
+    return _record(value, None)
+
+
+def _sns(value: dict[str, Any], sns_type: object, depth: int) -> DecodeResult:
+    if sns_type == "Notification":
+        if depth >= MAX_DEPTH:
+            return _TOO_DEEP
+        message = value.get("Message")
+        if not isinstance(message, str):
+            return _BAD_SNS_MESSAGE
+        try:
+            inner = loads(message)
+        except ValueError:
+            return _BAD_SNS_MESSAGE
+        if not isinstance(inner, dict):
+            return _BAD_SNS_MESSAGE
+        return decode_object(inner, _depth=depth + 1)
+    if isinstance(sns_type, str) and sns_type in _SNS_CONFIRMATIONS:
+        return []  # subscribing the queue to a topic: housekeeping, not an error
+    return DecodeError(DecodeReason.UNKNOWN_SHAPE, "Type")
+
+
+def _eventbridge(value: dict[str, Any], depth: int) -> DecodeResult:
+    if depth >= MAX_DEPTH:
+        return _TOO_DEEP
+    detail_type = value.get("detail-type")
+    if value.get("source") == "aws.ses" and isinstance(detail_type, str):
+        kind = DETAIL_TYPES.get(detail_type)
+        if kind is not None:
+            return decode_tenant_event(value, kind)
+    detail = value.get("detail")
+    if not isinstance(detail, dict):
+        return _BAD_DETAIL
+    # A relay may put a wrapped body on a bus: the detail can itself be an envelope.
+    if "Type" in detail or "detail-type" in detail:
+        return decode_object(detail, _depth=depth + 1)
+    return _record(detail, value.get("resources"))
+
+
+def _record(rec: dict[str, Any], resources: object) -> DecodeResult:
+    event_type = rec.get("eventType")
+    if event_type is not None:
+        if isinstance(event_type, str):
+            if event_type.startswith("TEXT_"):
+                return decode_sms(rec)
+            if event_type.startswith(_IGNORED_EVENT_PREFIXES):
+                return []
+        return decode_event(rec, resources)
+    if "notificationType" in rec:
+        return decode_notification(rec)
+    if is_pinpoint(rec):
+        return decode_pinpoint(rec)
+    return _UNKNOWN
+
+
+def _utf8_len(s: str) -> int:
+    return len(s.encode("utf-8", "surrogatepass"))
