@@ -14,7 +14,9 @@ from monitor import __version__
 REPO = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("REPMON_")}
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args],
@@ -47,13 +49,17 @@ def test_rules_check_reports_file_and_line(tmp_path: Path) -> None:
     r = cli("rules", "check", str(tmp_path))
     assert r.returncode == 1
     lines = r.stdout.strip().splitlines()
-    assert lines[0].startswith(f"{tmp_path}/tenants.yaml:3: tenants.acme.policy: unknown policy 'strcit'")
+    assert lines[0].startswith(
+        f"{tmp_path}/tenants.yaml:3: tenants.acme.policy: unknown policy 'strcit'"
+    )
     assert lines[1].startswith(f"{tmp_path}/tenants.yaml:4: unknown key 'colour' in tenants.bigco")
 
 
 def test_run_refuses_broken_rules_with_the_same_lines(tmp_path: Path) -> None:
     (tmp_path / "x.yaml").write_text("policies:\n  p: {email: {bounce: {warn: 0.2, pause: 0.1}}}\n")
-    r = cli("run", env={"REPMON_RULES_DIR": str(tmp_path), "REPMON_QUEUE_URLS": "http://127.0.0.1:1/q"})
+    r = cli(
+        "run", env={"REPMON_RULES_DIR": str(tmp_path), "REPMON_QUEUE_URLS": "http://127.0.0.1:1/q"}
+    )
     assert r.returncode == 1
     assert f"{tmp_path}/x.yaml:2: policies.p.email.bounce: warn 0.2 is above pause 0.1" in r.stderr
 
@@ -63,8 +69,16 @@ def test_run_refuses_broken_rules_with_the_same_lines(tmp_path: Path) -> None:
     [
         ({"REPMON_HTTP_PORT": "nine"}, [], "invalid setting REPMON_HTTP_PORT: "),
         ({"REPMON_POLLERS": "0"}, [], "invalid setting REPMON_POLLERS: "),
-        ({"REPMON_STATE_URL": "postgres://x"}, [], "invalid setting REPMON_STATE_URL: must be sqlite:///PATH"),
-        ({"REPMON_QUEUE_URLS": "my-queue"}, [], "invalid setting REPMON_QUEUE_URLS: 'my-queue' is not an SQS"),
+        (
+            {"REPMON_STATE_URL": "postgres://x"},
+            [],
+            "invalid setting REPMON_STATE_URL: must be sqlite:///PATH",
+        ),
+        (
+            {"REPMON_QUEUE_URLS": "my-queue"},
+            [],
+            "invalid setting REPMON_QUEUE_URLS: 'my-queue' is not an SQS",
+        ),
         ({}, ["--log-level", "loud"], "invalid setting REPMON_LOG_LEVEL: "),
         ({}, [], "invalid setting REPMON_QUEUE_URLS: required for run"),
     ],
