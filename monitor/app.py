@@ -155,9 +155,10 @@ class Daemon:
                 dead_letter=dead_letter,
             )
             for url in s.queue_urls:
-                # One client per queue (its own connection pool), shared by its pollers.
+                # One session and client per queue (its own connection pool and credentials
+                # cache), shared by that queue's pollers: a slow queue cannot starve another.
                 client = await stack.enter_async_context(
-                    sess.create_client(
+                    session().create_client(
                         "sqs",
                         region_name=region,
                         config=client_config(read_timeout=self.wait_time_s + 10),

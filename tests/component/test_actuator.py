@@ -1,0 +1,181 @@
+"""The actuator and the ses_tenant action against the SES stand-in over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiobotocore.session import get_session
+from prometheus_client import CollectorRegistry
+
+from monitor.actions.actuator import Actuator
+from monitor.actions.ses_tenant import SesTenantAction
+from monitor.aws import client_config
+from monitor.core.engine import Changes
+from monitor.core.events import Channel
+from monitor.core.state import Decision, Kind
+from monitor.metrics import Metrics
+from monitor.sandbox import SesStandIn
+from monitor.store.sqlite import SqliteStore
+
+OP = "UpdateReputationEntityCustomerManagedStatus"
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[SesStandIn]:
+    async with SesStandIn() as s:
+        yield s
+
+
+@pytest.fixture
+async def ses(standin: SesStandIn) -> AsyncIterator[Any]:
+    async with get_session().create_client(
+        "sesv2",
+        endpoint_url=standin.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=client_config(max_attempts=1),  # our own retries only, so they can be counted
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "state.db")
+    yield s
+    await s.close()
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+def pause(tenant: str) -> Decision:
+    return Decision(
+        time=1.0,
+        tenant=tenant,
+        channel=Channel.EMAIL,
+        kind=Kind.PAUSE,
+        actor="policy",
+        reason="email.bounce 9% ≥ pause 5%",
+        actions=("ses_tenant",),
+        received_at=0.5,
+    )
+
+
+async def commit(store: SqliteStore, d: Decision) -> dict[str, Any]:
+    [audit_id] = await store.commit(Changes(decisions=[d]))
+    return d.to_dict() | {"id": audit_id}
+
+
+def actuator(ses: Any, store: SqliteStore, metrics: Metrics, *, dry_run: bool = False) -> Actuator:
+    return Actuator(
+        actions={"ses_tenant": SesTenantAction(ses)},
+        store=store,
+        metrics=metrics,
+        clock=lambda: 2.0,
+        dry_run=dry_run,
+        sleep=no_sleep,
+    )
+
+
+async def until_idle(act: Actuator) -> None:
+    """Run the real workers until every submitted job is done."""
+    workers = asyncio.create_task(act.run())
+    try:
+        await asyncio.wait_for(act.join(), 30)
+    finally:
+        workers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await workers
+
+
+async def run_one(act: Actuator, entry: dict[str, Any]) -> None:
+    act.submit(entry["id"], entry, ("ses_tenant",), received_at=0.5)
+    await until_idle(act)
+
+
+async def test_throttling_is_retried_until_the_pause_lands(
+    standin: SesStandIn, ses: Any, store: SqliteStore
+) -> None:
+    arn = standin.add_tenant("acme")
+    failures = iter([(429, "TooManyRequestsException"), (503, "ServiceUnavailable")])
+    standin.fault = lambda op: next(failures, None) if op == OP else None
+    metrics = Metrics(CollectorRegistry())
+    entry = await commit(store, pause("acme"))
+    await run_one(actuator(ses, store, metrics), entry)
+    calls = standin.calls_to(OP)
+    assert [c.status for c in calls] == [429, 503, 200]
+    assert calls[-1].params == {
+        "ReputationEntityType": "RESOURCE",
+        "ReputationEntityReference": arn,
+        "SendingStatus": "DISABLED",
+    }
+    assert standin.sending_status("acme") == "DISABLED"
+    assert len(standin.calls_to("GetTenant")) == 1  # the ARN is looked up once
+    assert (
+        metrics.registry.get_sample_value(
+            "repmon_actions_total", {"action": "ses_tenant", "result": "ok"}
+        )
+        == 1
+    )
+    assert metrics.registry.get_sample_value("repmon_decision_latency_seconds_count") == 1
+    [audited] = await store.audit(tenant="acme")
+    assert audited["actions"][0]["result"] == "ok" and arn in audited["actions"][0]["detail"]
+    assert await store.pending_actions() == []
+
+
+async def test_dry_run_calls_nothing_but_counts_and_audits(
+    standin: SesStandIn, ses: Any, store: SqliteStore
+) -> None:
+    standin.add_tenant("acme")
+    metrics = Metrics(CollectorRegistry())
+    entry = await commit(store, pause("acme"))
+    await run_one(actuator(ses, store, metrics, dry_run=True), entry)
+    assert standin.calls == []
+    assert standin.sending_status("acme") == "ENABLED"
+    assert (
+        metrics.registry.get_sample_value(
+            "repmon_actions_total", {"action": "ses_tenant", "result": "dry_run"}
+        )
+        == 1
+    )
+    [audited] = await store.audit(tenant="acme")
+    assert audited["actions"] == [
+        {"action": "ses_tenant", "result": "dry_run", "detail": "DRY_RUN: not called"}
+    ]
+
+
+async def test_unknown_tenant_is_a_permanent_error_not_retried(
+    ses: Any, store: SqliteStore, standin: SesStandIn
+) -> None:
+    metrics = Metrics(CollectorRegistry())
+    entry = await commit(store, pause("ghost"))
+    await run_one(actuator(ses, store, metrics), entry)
+    assert [c.operation for c in standin.calls] == ["GetTenant"]
+    [audited] = await store.audit(tenant="ghost")
+    assert audited["actions"][0]["result"] == "error"
+    assert "SES has no tenant named 'ghost'" in audited["actions"][0]["detail"]
+    assert (
+        metrics.registry.get_sample_value(
+            "repmon_actions_total", {"action": "ses_tenant", "result": "error"}
+        )
+        == 1
+    )
+
+
+async def test_committed_but_unrun_actions_run_at_the_next_start(
+    standin: SesStandIn, ses: Any, store: SqliteStore
+) -> None:
+    standin.add_tenant("acme")
+    await commit(store, pause("acme"))  # committed, then the process died before acting
+    act = actuator(ses, store, Metrics(CollectorRegistry()))
+    assert await act.resubmit_pending() == 1
+    await until_idle(act)
+    assert standin.sending_status("acme") == "DISABLED"
+    assert await store.pending_actions() == []
