@@ -25,6 +25,7 @@ from monitor.http.server import Admin, HttpServer, build_app
 from monitor.metrics import Metrics, TenantCollector, TenantLabels
 from monitor.pipeline import Committer, Pipeline
 from monitor.settings import Settings
+from monitor.sources import ses_resources
 from monitor.sources.sqs import Message, SqsSource
 from monitor.store.base import Store
 from monitor.store.sqlite import SqliteStore, path_from_url
@@ -80,6 +81,8 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.committer: Committer | None = None
         self.actuator: Actuator | None = None
+        self.resources = ses_resources.TenantResources()  # what SES says each tenant owns
+        self._learned_at = 0.0
 
     def ready(self) -> bool:
         if not self.loaded or not self.sources:
@@ -201,8 +204,9 @@ class Daemon:
             resubmitted = await actuator.resubmit_pending()
             if resubmitted:
                 log.info("actions_resumed", pending=resubmitted)
+            await self._learn(ses)
             self.started.set()
-            code = await self._serve(actuator)
+            code = await self._serve(actuator, ses)
             log.info(
                 "daemon_stopped",
                 exit_code=code,
@@ -213,14 +217,14 @@ class Daemon:
             )
             return code
 
-    async def _serve(self, actuator: Actuator) -> int:
+    async def _serve(self, actuator: Actuator, ses: Any) -> int:
         assert self.committer is not None
         sources = [
             asyncio.create_task(src.run(self.stop), name=f"source-{src.name}")
             for src in self.sources
         ]
         workers = asyncio.create_task(actuator.run(), name="actuator")
-        maintenance = asyncio.create_task(self._maintain(), name="maintenance")
+        maintenance = asyncio.create_task(self._maintain(ses), name="maintenance")
         stopping = asyncio.create_task(self.stop.wait())
         code = 0
         done, _ = await asyncio.wait(
@@ -252,12 +256,21 @@ class Daemon:
                 await t
         return code
 
-    async def _maintain(self) -> None:
+    async def _learn(self, ses: Any) -> None:
+        res = await ses_resources.refresh(ses)
+        if res is not None:
+            self.resources = res
+            self.engine.learn(res.configuration_sets, res.identities)
+        self._learned_at = self.clock()
+
+    async def _maintain(self, ses: Any) -> None:
         assert self.committer is not None
         last_prune = self.clock()
         while not self.stop.is_set():
             await asyncio.sleep(TICK_S)
             now = self.clock()
+            if now - self._learned_at >= ses_resources.REFRESH_S:
+                await self._learn(ses)
             if self.engine.tick(now):
                 await self.committer.commit()
             self.ready()
