@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiobotocore.session import get_session
 
+from monitor.rulesfile import embedded_presets_text
 from monitor.sandbox import Sandbox
 
 POLL_INTERVAL_S = 0.02
@@ -43,3 +47,42 @@ async def eventually(
             return last
         await asyncio.sleep(POLL_INTERVAL_S)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+TEST_RULES = """\
+policies:
+  small:                      # the standard thresholds at a volume a test can reach
+    window: 24h
+    min_volume: 60
+    email:
+      bounce:    {warn: 0.025, pause: 0.05}
+      complaint: {warn: 0.0005, pause: 0.001}
+default_policy: small
+"""
+
+
+@pytest.fixture
+async def sqs(aws_env: dict[str, str]) -> AsyncIterator[Any]:
+    async with get_session().create_client("sqs") as client:
+        yield client
+
+
+@pytest.fixture
+async def queue(sqs: Any) -> str:
+    # A stopping daemon abandons its long polls; a message the server hands to an abandoned poll
+    # comes back after the visibility timeout, kept short here so a restart test sees it soon.
+    url: str = (
+        await sqs.create_queue(
+            QueueName=f"events-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "8"}
+        )
+    )["QueueUrl"]
+    return url
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "presets.yaml").write_text(embedded_presets_text())
+    (d / "test.yaml").write_text(TEST_RULES)
+    return d

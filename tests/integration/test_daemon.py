@@ -6,60 +6,19 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
-from aiobotocore.session import get_session
 from conftest import eventually
 
 from monitor.app import Daemon
 from monitor.core.events import Channel
 from monitor.core.state import Status
-from monitor.rulesfile import embedded_presets_text, load_rules_dir
+from monitor.rulesfile import load_rules_dir
 from monitor.sandbox import Sandbox
 from monitor.sandbox.traffic import TenantProfile, Traffic, sns
 from monitor.settings import load_settings
-
-TEST_RULES = """\
-policies:
-  small:                      # the standard thresholds at a volume a test can reach
-    window: 24h
-    min_volume: 60
-    email:
-      bounce:    {warn: 0.025, pause: 0.05}
-      complaint: {warn: 0.0005, pause: 0.001}
-default_policy: small
-"""
-
-
-@pytest.fixture
-async def sqs(aws_env: dict[str, str]) -> AsyncIterator[Any]:
-    async with get_session().create_client("sqs") as client:
-        yield client
-
-
-@pytest.fixture
-async def queue(sqs: Any) -> str:
-    # A stopping daemon abandons its long polls; a message the server hands to an abandoned poll
-    # comes back after the visibility timeout, kept short here so a restart test sees it soon.
-    url: str = (
-        await sqs.create_queue(
-            QueueName=f"events-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "8"}
-        )
-    )["QueueUrl"]
-    return url
-
-
-@pytest.fixture
-def rules_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "presets.yaml").write_text(embedded_presets_text())
-    (d / "test.yaml").write_text(TEST_RULES)
-    return d
 
 
 class Running:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_daemon import queue, queue_depth, rules_dir, send_paced, sqs, start  # noqa: F401 (fixtures)
-
 from conftest import eventually
+from test_daemon import queue_depth, send_paced, start
+
 from monitor.core.events import Channel
 from monitor.core.rules import Rate
 from monitor.core.tenants import UNASSIGNED
@@ -25,7 +25,7 @@ async def test_rate_is_right_when_only_bounces_carry_the_tenant_name(
     sqs: Any,
     queue: str,
     rules_dir: Path,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     name = f"zeta-{uuid.uuid4().hex[:6]}"
     cs = f"{name}-marketing"
@@ -98,7 +98,7 @@ async def test_sms_tenant_paused_on_carrier_failures_while_email_keeps_flowing(
     sandbox: Sandbox,
     sqs: Any,
     queue: str,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     name = f"textco-{uuid.uuid4().hex[:6]}"
     sandbox.ses.add_tenant(name)
