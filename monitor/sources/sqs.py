@@ -17,6 +17,7 @@ log = logs.get("monitor.sqs")
 
 MAX_MESSAGES = 10
 WAIT_TIME_S = 20
+DEFAULT_VISIBILITY_S = 30  # SQS's default, until GetQueueAttributes says otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +65,11 @@ class SqsSource:
         self.last_ok: float | None = None  # monotonic-free wall time of the last good receive
         self.requests = 0  # SQS calls made, for the benchmark's requests-per-event
         self.deleted = 0
+        self.extended = 0  # visibility extensions of slow batches
+        self.visibility_s = DEFAULT_VISIBILITY_S
 
     async def run(self, stop: asyncio.Event) -> None:
+        await self._read_visibility()
         async with asyncio.TaskGroup() as tg:
             for i in range(self.pollers):
                 tg.create_task(self._poll(stop), name=f"sqs-{self.name}-{i}")
@@ -107,9 +111,62 @@ class SqsSource:
                 for m in raw
             ]
             # Not cancelled by stop: an in-flight batch is finished, committed and deleted.
-            done = await self.handler(batch)
+            # While it runs its messages are kept invisible, so a slow commit never lets SQS
+            # hand them to another poller.
+            keeper = asyncio.create_task(self._keep_invisible(batch))
+            try:
+                done = await self.handler(batch)
+            finally:
+                keeper.cancel()
             if done:
                 await self.delete(done)
+
+    async def _read_visibility(self) -> None:
+        try:
+            self.requests += 1
+            attrs = await self.client.get_queue_attributes(
+                QueueUrl=self.url, AttributeNames=["VisibilityTimeout"]
+            )
+            self.visibility_s = int(attrs["Attributes"]["VisibilityTimeout"])
+        except Exception as e:
+            err = classify(e)
+            self.metrics.poll_errors.labels(self.name, err.code).inc()
+            log.warning(
+                "sqs_visibility_unknown",
+                queue=self.name,
+                error=err.code,
+                assumed_s=self.visibility_s,
+            )
+
+    async def _keep_invisible(self, batch: Sequence[Message]) -> None:
+        """Extend the batch's visibility at half the timeout until cancelled."""
+        period = max(1.0, self.visibility_s / 2)
+        while True:
+            await self.sleep(period)
+            entries = [
+                {
+                    "Id": str(i),
+                    "ReceiptHandle": m.receipt_handle,
+                    "VisibilityTimeout": self.visibility_s,
+                }
+                for i, m in enumerate(batch)
+            ]
+            try:
+                self.requests += 1
+                await self.client.change_message_visibility_batch(
+                    QueueUrl=self.url, Entries=entries
+                )
+                self.extended += 1
+                log.info(
+                    "sqs_visibility_extended",
+                    queue=self.name,
+                    messages=len(batch),
+                    seconds=self.visibility_s,
+                )
+            except Exception as e:
+                err = classify(e)
+                self.metrics.poll_errors.labels(self.name, err.code).inc()
+                log.warning("sqs_visibility_extend_failed", queue=self.name, error=err.code)
 
     async def _receive(self, stop: asyncio.Event) -> dict[str, Any] | None:
         self.requests += 1
