@@ -10,12 +10,19 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+import aiohttp
 from prometheus_client import CollectorRegistry
 
 from monitor import logs
 from monitor.actions.actuator import Actuator
 from monitor.actions.base import Action
+from monitor.actions.eventbridge import EventBridgeAction
+from monitor.actions.ses_configuration_set import (
+    SesConfigurationSetAction,
+    rules_configuration_sets,
+)
 from monitor.actions.ses_tenant import SesTenantAction
+from monitor.actions.webhook import WebhookAction
 from monitor.aws import classify, client_config, region_of, session
 from monitor.core.decode import DecodeError
 from monitor.core.engine import Engine
@@ -101,7 +108,14 @@ class Daemon:
                 "invalid setting REPMON_QUEUE_URLS: required for run "
                 "(comma-separated SQS queue URLs)"
             )
-        store = open_store(s.state_url)
+        used = {a for p in self.rules.policies.values() for a in p.actions}
+        if "webhook" in used and not (s.webhook_url and s.webhook_secret):
+            missing = "WEBHOOK_SECRET" if s.webhook_url else "WEBHOOK_URL"
+            raise ConfigError(
+                f"invalid setting REPMON_{missing}: the rules use the webhook action, which "
+                "needs REPMON_WEBHOOK_URL and REPMON_WEBHOOK_SECRET"
+            )
+        self.store = store = open_store(s.state_url)
         started = time.monotonic()
         async with AsyncExitStack() as stack:
             stack.push_async_callback(store.close)
@@ -129,6 +143,22 @@ class Daemon:
                 sess.create_client("sesv2", region_name=region, config=cfg)
             )
             actions: dict[str, Action] = {"ses_tenant": SesTenantAction(ses)}
+            # Clients only for the actions some policy uses.
+            if "ses_configuration_set" in used:
+                actions["ses_configuration_set"] = SesConfigurationSetAction(
+                    ses, rules_configuration_sets(self.rules)
+                )
+            if "eventbridge" in used:
+                events = await stack.enter_async_context(
+                    sess.create_client("events", region_name=region, config=cfg)
+                )
+                actions["eventbridge"] = EventBridgeAction(events, s.event_bus_name)
+            if "webhook" in used:
+                http = await stack.enter_async_context(aiohttp.ClientSession())
+                try:
+                    actions["webhook"] = WebhookAction(http, s.webhook_url, s.webhook_secret)
+                except ValueError as e:
+                    raise ConfigError(f"invalid setting REPMON_WEBHOOK_URL: {e}") from None
             self.actuator = actuator = Actuator(
                 actions=actions,
                 store=store,
@@ -275,8 +305,16 @@ class Daemon:
                 await self.committer.commit()
             self.ready()
             if now - last_prune >= PRUNE_S:
+                # Bounds: dedupe keys and stored buckets older than every window, and
+                # healthy tenants whose windows emptied.
                 last_prune = now
                 self.engine.prune(now)
+                evicted = self.engine.evict_idle(now)
+                await self.committer.commit()
+                await self.store.prune(before=now - self.rules.max_window_s * (1 + 1 / BUCKETS))
+                log.info(
+                    "maintenance_pruned", tenants_evicted=evicted, tenants=len(self.engine.tenants)
+                )
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

@@ -139,6 +139,12 @@ class TenantCollector(Collector):
         yield rate
         yield threshold
         yield status
+        evicted = CounterMetricFamily(
+            "repmon_tenants_evicted", "Tenants forgotten to bound memory", labels=["reason"]
+        )
+        for reason, n in engine.evicted.items():
+            evicted.add_metric([reason], n)
+        yield evicted
         tenants = GaugeMetricFamily("repmon_tenants", "Tenants by status", labels=["status"])
         for value, n in counts.items():
             tenants.add_metric([value], n)

@@ -35,6 +35,19 @@ class TenantRecord:
     policy: Policy
     state: TenantState
     windows: dict[Channel, Window] = field(default_factory=dict)
+    last_seen: float = 0.0  # processing time of its latest event, for capacity eviction
+
+    def empty(self, now: float) -> bool:
+        for w in self.windows.values():
+            w.evict(now)
+        return not any(any(w.totals) for w in self.windows.values())
+
+    def evictable(self) -> bool:
+        """Healthy with nothing latched: forgetting it loses no state, only (at capacity)
+        its counts. Paused, warning and probation tenants are never evicted."""
+        return self.state.status is Status.HEALTHY and not any(
+            cs.would_pause or cs.manual for cs in self.state.channels.values()
+        )
 
     def window(self, channel: Channel) -> Window:
         w = self.windows.get(channel)
@@ -56,14 +69,26 @@ class Changes:
     states: list[tuple[str, TenantState]] = field(default_factory=list)
     keys: list[tuple[bytes, float]] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    evicted: list[str] = field(default_factory=list)  # tenants to forget entirely
 
     def __bool__(self) -> bool:
-        return bool(self.buckets or self.resets or self.states or self.keys or self.decisions)
+        return bool(
+            self.buckets
+            or self.resets
+            or self.states
+            or self.keys
+            or self.decisions
+            or self.evicted
+        )
 
 
 class Engine:
-    def __init__(self, rules: Rules, *, dedupe_capacity: int = 1_000_000) -> None:
+    def __init__(
+        self, rules: Rules, *, dedupe_capacity: int = 1_000_000, max_tenants: int = 1_000_000
+    ) -> None:
         self.rules = rules
+        self.max_tenants = max_tenants
+        self.evicted: dict[str, int] = {"idle": 0, "capacity": 0}  # for repmon_tenants_evicted
         self.resolver = TenantResolver(rules)
         self.dedupe = Dedupe(dedupe_capacity)
         self.tenants: dict[str, TenantRecord] = {}
@@ -76,12 +101,15 @@ class Engine:
         self._new_keys: list[tuple[bytes, float]] = []
         self._decisions: list[Decision] = []
         self._attention: set[str] = set()  # tenants with a channel not healthy: ticked
+        self._evicted: list[str] = []
 
     # -- tenants ---------------------------------------------------------------------------
 
     def record(self, tenant: str, now: float = 0.0) -> TenantRecord:
         rec = self.tenants.get(tenant)
         if rec is None:
+            if len(self.tenants) >= self.max_tenants:
+                self._shed()
             rec = self.tenants[tenant] = TenantRecord(
                 tenant, self.rules.policy_for(tenant), TenantState(tenant, updated_at=now)
             )
@@ -118,6 +146,7 @@ class Engine:
             t = clamp_time(ev.time, now)
             tenant = self.resolver.resolve(ev.hints)
             rec = self.tenants.get(tenant) or self.record(tenant, now)
+            rec.last_seen = now
             channel = ev.channel
             win = rec.window(channel)
             if not win.accepts(t, now):
@@ -146,9 +175,10 @@ class Engine:
         out: list[Decision] = []
         touched, self._touched = self._touched, {}
         for (tenant, channel), received_at in touched.items():
-            if tenant == UNASSIGNED:
-                continue  # counted, never paused
-            d = self._evaluate(self.tenants[tenant], channel, now, received_at)
+            rec = self.tenants.get(tenant)
+            if tenant == UNASSIGNED or rec is None:
+                continue  # unassigned is counted, never paused; rec None: evicted meanwhile
+            d = self._evaluate(rec, channel, now, received_at)
             if d is not None:
                 out.append(d)
         return out
@@ -326,19 +356,53 @@ class Engine:
         """Everything changed since the last drain, for one store commit."""
         ch = Changes()
         for tenant, channel in self._dirty_windows:
-            win = self.tenants[tenant].windows[channel]
+            rec = self.tenants.get(tenant)
+            if rec is None:
+                continue  # evicted since
+            win = rec.windows[channel]
             for idx in win.dirty:
                 counts = win.buckets.get(idx)
                 if counts is not None:
                     ch.buckets.append((tenant, channel.value, win.bucket_start(idx), tuple(counts)))
             win.dirty.clear()
         self._dirty_windows.clear()
-        ch.states = [(t, self.tenants[t].state) for t in self._dirty_states]
+        ch.states = [(t, self.tenants[t].state) for t in self._dirty_states if t in self.tenants]
         self._dirty_states.clear()
         ch.resets, self._resets = self._resets, []
         ch.keys, self._new_keys = self._new_keys, []
         ch.decisions, self._decisions = self._decisions, []
+        ch.evicted, self._evicted = self._evicted, []
         return ch
+
+    # -- bounds ----------------------------------------------------------------------------
+
+    def evict_idle(self, now: float) -> int:
+        """Forget healthy tenants whose windows are empty: they hold nothing worth keeping
+        (a later event recreates them). A flood of one-off tenant names shrinks back."""
+        idle = [t for t, rec in self.tenants.items() if rec.evictable() and rec.empty(now)]
+        self._forget(idle, "idle")
+        return len(idle)
+
+    def _shed(self) -> None:
+        """At `max_tenants`, forget the least recently active tenth of evictable tenants.
+        Their counts go; states that matter (paused, warning, probation) never do."""
+        candidates = sorted(
+            (rec.last_seen, t)
+            for t, rec in self.tenants.items()
+            if rec.evictable() and t != UNASSIGNED
+        )
+        self._forget([t for _, t in candidates[: max(1, self.max_tenants // 10)]], "capacity")
+
+    def _forget(self, tenants: list[str], reason: str) -> None:
+        if not tenants:
+            return
+        gone = set(tenants)
+        for t in tenants:
+            del self.tenants[t]
+        self.event_counts = {k: v for k, v in self.event_counts.items() if k[0] not in gone}
+        self._attention -= gone
+        self._evicted.extend(tenants)
+        self.evicted[reason] += len(tenants)
 
     def restore(
         self,

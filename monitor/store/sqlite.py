@@ -159,6 +159,12 @@ class SqliteStore:
                         ),
                     )
                     ids.append(int(cur.lastrowid or 0))
+                db.executemany(
+                    "DELETE FROM tenants WHERE tenant=?", [(t,) for t in changes.evicted]
+                )
+                db.executemany(
+                    "DELETE FROM buckets WHERE tenant=?", [(t,) for t in changes.evicted]
+                )
                 db.execute("COMMIT")
             except sqlite3.Error as e:
                 if db.in_transaction:

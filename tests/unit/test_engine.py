@@ -203,3 +203,28 @@ def test_restore_from_drained_changes_gives_the_same_state() -> None:
     assert (
         again.ingest([ev(0, Outcome.SEND, "acme", T0)], T0 + 20, T0 + 20) is MessageResult.DUPLICATE
     )
+
+
+def test_a_flood_of_tenant_names_stays_bounded_and_never_evicts_a_paused_tenant() -> None:
+    e = Engine(RULES, max_tenants=100)
+    send_batch(e, "acme", 100, 10, T0)
+    assert e.evaluate(T0)[0].kind is Kind.PAUSE
+    for i in range(1000):  # every event a new tenant tag
+        e.ingest([ev(10_000 + i, Outcome.SEND, f"flood-{i}", T0 + 1 + i)], T0 + 1 + i, T0 + 1 + i)
+        assert len(e.tenants) <= 100
+    assert e.tenants["acme"].state.status is Status.PAUSED
+    assert e.evicted["capacity"] >= 900
+    assert len({t for t, *_ in e.event_counts}) <= 100
+    ch = e.drain()
+    assert "acme" not in ch.evicted and "flood-0" in ch.evicted
+
+
+def test_idle_healthy_tenants_are_forgotten_once_their_window_is_empty() -> None:
+    e = Engine(RULES)
+    send_batch(e, "acme", 10, 0, T0)
+    send_batch(e, "warned", 100, 3, T0, start=500)
+    e.evaluate(T0)
+    assert e.evict_idle(T0 + 3600) == 0  # evidence still in the window
+    assert e.evict_idle(T0 + 2 * 86400) == 1  # acme; "warned" is not healthy
+    assert set(e.tenants) == {"warned"}
+    assert e.drain().evicted == ["acme"]
