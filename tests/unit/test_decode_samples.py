@@ -570,7 +570,7 @@ def _set(path: str, value: Any) -> Any:
         ("ses-notification-delivery", "notificationType", "Received",
          (DecodeReason.UNKNOWN_SHAPE, "notificationType")),
         ("sms-event-text-delivered", "eventTimestamp", "soon", (W, "eventTimestamp")),
-        ("sms-event-text-delivered", "eventTimestamp", 1e400, (W, "eventTimestamp")),
+        ("sms-event-text-delivered", "eventTimestamp", 1e300, (W, "eventTimestamp")),
         ("sms-event-text-delivered", "isFinal", "yes", (W, "isFinal")),
         ("sms-event-text-delivered", "messageId", KeyError, (M, "messageId")),
         ("sms-event-text-delivered", "context", ["tenant"], (W, "context")),

@@ -139,6 +139,9 @@ def iso_time(value: object, path: str) -> float:
         raise Invalid(WRONG, path) from None
 
 
+MAX_EPOCH_S = 253_402_300_800.0  # 10000-01-01T00:00:00Z
+
+
 def ms_time(value: object, path: str) -> float:
     """Unix time in milliseconds (a number, or a string of digits) as seconds."""
     if isinstance(value, bool) or value is None:
@@ -147,7 +150,8 @@ def ms_time(value: object, path: str) -> float:
         t = float(value) / 1000.0  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         raise Invalid(WRONG, path) from None
-    if not math.isfinite(t):
+    # Finite and within what ISO-8601 timestamps can say (years 1970-9999).
+    if not math.isfinite(t) or not 0.0 <= t < MAX_EPOCH_S:
         raise Invalid(WRONG, path)
     return t
 
