@@ -120,6 +120,11 @@ class TenantCollector(Collector):
         status = GaugeMetricFamily(
             "repmon_tenant_status", "1 for the tenant's current status", labels=["tenant", "status"]
         )
+        eta = GaugeMetricFamily(
+            "repmon_tenant_pause_eta_seconds",
+            "Projected time until a warning rate reaches its pause threshold at its current trend",
+            labels=["tenant", "rate"],
+        )
         counts = dict.fromkeys((s.value for s in Status), 0)
         for tenant, rec in engine.tenants.items():
             st = statuses[tenant]
@@ -136,9 +141,13 @@ class TenantCollector(Collector):
                     threshold.add_metric([name, r.short, "pause"], th.pause)
             for one in Status:
                 status.add_metric([name, one.value], 1.0 if one is st else 0.0)
+            if rec.trends:
+                for r, seconds in rec.pause_eta(now).items():
+                    eta.add_metric([name, r.short], seconds)
         yield rate
         yield threshold
         yield status
+        yield eta
         evicted = CounterMetricFamily(
             "repmon_tenants_evicted", "Tenants forgotten to bound memory", labels=["reason"]
         )

@@ -14,10 +14,13 @@ from enum import StrEnum
 from monitor.core.dedupe import Dedupe
 from monitor.core.events import Channel, Event, Outcome, TenantStatusEvent, TenantStatusKind
 from monitor.core.policy import actions_for, auto_resume_due, evaluate, evidence
-from monitor.core.rules import Policy, Rules
+from monitor.core.rules import Policy, Rate, Rules
 from monitor.core.state import Actor, ChannelState, Decision, Kind, Status, TenantState
 from monitor.core.tenants import UNASSIGNED, TenantResolver
+from monitor.core.trend import DomainCounts, Trend
 from monitor.core.windows import OUTCOME_SLOTS, Snapshot, Window, clamp_time
+
+DOMAIN_OUTCOMES = frozenset({Outcome.BOUNCE_PERMANENT, Outcome.COMPLAINT})
 
 
 class MessageResult(StrEnum):
@@ -36,6 +39,26 @@ class TenantRecord:
     state: TenantState
     windows: dict[Channel, Window] = field(default_factory=dict)
     last_seen: float = 0.0  # processing time of its latest event, for capacity eviction
+    trends: dict[Rate, Trend] | None = None  # while a channel is in warning: for the ETA
+    domains: dict[Outcome, DomainCounts] | None = None  # behind bounces and complaints
+
+    def count_domains(self, outcome: Outcome, domains: tuple[str, ...], weight: int) -> None:
+        if self.domains is None:
+            self.domains = {}
+        dc = self.domains.get(outcome)
+        if dc is None:
+            dc = self.domains[outcome] = DomainCounts()
+        dc.add(domains, weight)
+
+    def pause_eta(self, now: float) -> dict[Rate, float]:
+        """Seconds until each warning rate reaches its pause threshold at its current trend."""
+        out: dict[Rate, float] = {}
+        for rate, trend in (self.trends or {}).items():
+            threshold = self.policy.thresholds.get(rate)
+            eta = trend.eta(threshold.pause) if threshold else None
+            if eta is not None and trend.points:
+                out[rate] = max(0.0, eta - (now - trend.points[-1][0]))
+        return out
 
     def empty(self, now: float) -> bool:
         for w in self.windows.values():
@@ -153,6 +176,8 @@ class Engine:
                 continue
             dedupe.add(ev.key, t)
             self._new_keys.append((ev.key, t))
+            if ev.recipient_domains and ev.outcome in DOMAIN_OUTCOMES:
+                rec.count_domains(ev.outcome, ev.recipient_domains, 1)
             slots = OUTCOME_SLOTS.get(ev.outcome)
             if slots:
                 win.add(t, slots, ev.count)
@@ -192,9 +217,25 @@ class Engine:
         d = evaluate(rec.tenant, channel, cs, rec.policy, snap, now, received_at=received_at)
         if d is not None or before != (cs.status, cs.would_pause):
             self._state_changed(rec, now)
+        self._follow_trend(rec, channel, cs, snap, now)
         if d is not None:
             self._decisions.append(d)
         return d
+
+    def _follow_trend(
+        self, rec: TenantRecord, channel: Channel, cs: ChannelState, snap: Snapshot, now: float
+    ) -> None:
+        rates = [r for r in rec.policy.thresholds if r.channel is channel]
+        if cs.status is Status.WARNING:
+            if rec.trends is None:
+                rec.trends = {}
+            for r in rates:
+                rec.trends.setdefault(r, Trend()).add(now, snap.rate(r))
+        elif rec.trends:
+            for r in rates:
+                rec.trends.pop(r, None)
+            if not rec.trends:
+                rec.trends = None
 
     def tick(self, now: float) -> list[Decision]:
         """Time-driven transitions: auto-resume, and warnings that clear as windows roll."""
@@ -298,6 +339,8 @@ class Engine:
                 now,
             )
             rec.window(channel).reset(now)
+            if channel is Channel.EMAIL:
+                rec.domains = None  # a fresh start: the old domains stay in the audit evidence
             self._resets.append((rec.tenant, channel.value))
             self._dirty_windows.discard((rec.tenant, channel))
             out.append(

@@ -57,6 +57,7 @@ def tenant_view(rec: TenantRecord, now: float) -> dict[str, Any]:
         "rates": rates,
         "volume": volume,
         "window": rec.policy.window_s,
+        "pause_eta_seconds": {r.value: round(v, 1) for r, v in rec.pause_eta(now).items()},
         "updated_at": rec.state.updated_at,
     }
 
@@ -99,6 +100,8 @@ def build_app(*, registry: CollectorRegistry, admin: Admin) -> web.Application:
         if rec is None:
             return _error(404, f"no tenant {name!r} has been seen")
         view = tenant_view(rec, admin.clock())
+        # Where the bounces and complaints go, by recipient domain (never an address).
+        view["top_domains"] = {o.value: dc.top() for o, dc in sorted((rec.domains or {}).items())}
         view["decisions"] = await admin.store.audit(tenant=name, limit=50)
         return _json(view)
 

@@ -15,7 +15,9 @@ from monitor.sources.sqs import Message, SqsSource
 
 
 async def test_slow_batch_stays_invisible_until_done(sqs: Any) -> None:
-    queue = (await sqs.create_queue(QueueName="slow-batch", Attributes={"VisibilityTimeout": "2"}))["QueueUrl"]
+    queue = (await sqs.create_queue(QueueName="slow-batch", Attributes={"VisibilityTimeout": "2"}))[
+        "QueueUrl"
+    ]
     await sqs.send_message(QueueUrl=queue, MessageBody="hello")
     release = asyncio.Event()
     seen: list[str] = []
@@ -26,11 +28,20 @@ async def test_slow_batch_stays_invisible_until_done(sqs: Any) -> None:
         return batch
 
     stop = asyncio.Event()
-    source = SqsSource(client=sqs, queue_url=queue, handler=handler, metrics=Metrics(CollectorRegistry()),
-                       clock=lambda: 0.0, pollers=1, wait_time_s=1)
+    source = SqsSource(
+        client=sqs,
+        queue_url=queue,
+        handler=handler,
+        metrics=Metrics(CollectorRegistry()),
+        clock=lambda: 0.0,
+        pollers=1,
+        wait_time_s=1,
+    )
     task = asyncio.create_task(source.run(stop))
     try:
-        await eventually(lambda: source.extended >= 3, timeout=15, what="three visibility extensions")
+        await eventually(
+            lambda: source.extended >= 3, timeout=15, what="three visibility extensions"
+        )
         # 3 extensions at 1 s each: well past the 2 s timeout, and nobody else got the message.
         other = await sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
         assert "Messages" not in other
@@ -55,12 +66,20 @@ async def test_receive_errors_are_counted_and_the_loop_keeps_going(sqs: Any) -> 
             stop.set()
 
     missing = "http://127.0.0.1:1/123456789012/no-such-queue"
-    source = SqsSource(client=sqs, queue_url=missing.replace("127.0.0.1:1", sqs.meta.endpoint_url.split("//")[1]),
-                       handler=lambda b: asyncio.sleep(0, b), metrics=metrics, clock=lambda: 0.0, pollers=1,
-                       wait_time_s=0, sleep=nap)
+    source = SqsSource(
+        client=sqs,
+        queue_url=missing.replace("127.0.0.1:1", sqs.meta.endpoint_url.split("//")[1]),
+        handler=lambda b: asyncio.sleep(0, b),
+        metrics=metrics,
+        clock=lambda: 0.0,
+        pollers=1,
+        wait_time_s=0,
+        sleep=nap,
+    )
     await asyncio.wait_for(source.run(stop), 10)
     errors = metrics.registry.get_sample_value(
-        "repmon_queue_poll_errors_total", {"queue": "no-such-queue", "error": "AWS.SimpleQueueService.NonExistentQueue"}
+        "repmon_queue_poll_errors_total",
+        {"queue": "no-such-queue", "error": "AWS.SimpleQueueService.NonExistentQueue"},
     )
     assert errors is not None and errors >= 3
     assert len(naps) >= 3 and all(0 <= d <= 30 for d in naps)  # backed off, never crashed

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from conftest import eventually
 
+from conftest import eventually
 from monitor.app import Daemon
 from monitor.core.events import Channel
 from monitor.core.state import Status

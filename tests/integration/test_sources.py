@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import eventually
-from test_daemon import queue_depth, send_paced, start
 
+from conftest import eventually
 from monitor.core.events import Channel
 from monitor.core.rules import Rate
 from monitor.core.tenants import UNASSIGNED
 from monitor.sandbox import Sandbox
 from monitor.sandbox.traffic import TenantProfile, Traffic, sns
+from test_daemon import queue_depth, send_paced, start
 
 
 @pytest.mark.parametrize("learned", [True, False])
