@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from monitor import __version__, logs
+from monitor.cli import tenants as tenants_cli
 from monitor.core.rules import Rules, RulesError
 from monitor.rulesfile import load_rules_dir
 from monitor.settings import Settings, SettingsError, fail, load_settings
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = rules_sub.add_parser("check", help="validate a rules directory")
     check.add_argument("dir", nargs="?", default="rules", type=str)
     check.set_defaults(func=cmd_rules_check)
+
+    tenants_cli.add_parser(sub)
     return p
 
 

@@ -146,7 +146,7 @@ class Daemon:
             # Clients only for the actions some policy uses.
             if "ses_configuration_set" in used:
                 actions["ses_configuration_set"] = SesConfigurationSetAction(
-                    ses, rules_configuration_sets(self.rules)
+                    ses, self._configuration_sets
                 )
             if "eventbridge" in used:
                 events = await stack.enter_async_context(
@@ -285,6 +285,11 @@ class Daemon:
             with contextlib.suppress(BaseException):
                 await t
         return code
+
+    def _configuration_sets(self, tenant: str) -> list[str]:
+        """A tenant's configuration sets: mapped in rules, plus those SES reports it owns."""
+        mapped = rules_configuration_sets(self.rules)(tenant)
+        return sorted({*mapped, *self.resources.configuration_sets_of(tenant)})
 
     async def _learn(self, ses: Any) -> None:
         res = await ses_resources.refresh(ses)
