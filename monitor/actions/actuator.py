@@ -33,6 +33,27 @@ class Job:
     results: list[dict[str, str]] = field(default_factory=list)
 
 
+# Pauses first, then resumes, then notifications; within a kind, the tenant furthest over
+# its threshold first: when 500 tenants cross at once, the worst is stopped first.
+KIND_ORDER = {Kind.PAUSE: 0, Kind.RESUME: 1}
+
+
+def severity(entry: dict[str, Any]) -> float:
+    """How far over its pause threshold the worst rate of a decision is (1.0 = at it)."""
+    ev = entry.get("evidence") or {}
+    rates, thresholds = ev.get("rates") or {}, ev.get("thresholds") or {}
+    worst = 0.0
+    for name, value in rates.items():
+        pause = (thresholds.get(name) or {}).get("pause")
+        if pause:
+            worst = max(worst, float(value) / float(pause))
+    return worst
+
+
+def priority(entry: dict[str, Any], seq: int) -> tuple[int, float, int]:
+    return (KIND_ORDER.get(Kind(entry["decision"]), 2), -severity(entry), seq)
+
+
 class Actuator:
     def __init__(
         self,
@@ -54,7 +75,10 @@ class Actuator:
         self.sleep = sleep
         self.max_attempts = max_attempts
         self.workers = workers
-        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._queue: asyncio.PriorityQueue[tuple[tuple[int, float, int], Job]] = (
+            asyncio.PriorityQueue()
+        )
+        self._seq = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._busy = 0
@@ -76,7 +100,8 @@ class Actuator:
         )
         self._busy += 1
         self._idle.clear()
-        self._queue.put_nowait(Job(req, actions, received_at))
+        self._seq += 1
+        self._queue.put_nowait((priority(entry, self._seq), Job(req, actions, received_at)))
 
     async def resubmit_pending(self) -> int:
         """Queue what a previous run committed but did not finish acting on."""
@@ -96,7 +121,7 @@ class Actuator:
 
     async def _worker(self) -> None:
         while True:
-            job = await self._queue.get()
+            _, job = await self._queue.get()
             try:
                 await self._do(job)
             finally:

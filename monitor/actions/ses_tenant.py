@@ -7,6 +7,10 @@ from typing import Any
 from monitor.actions.base import ActionFailed, ActionRequest
 from monitor.aws import classify
 from monitor.core.state import Kind
+from monitor.ratelimit import TokenBucket
+
+CALLS_PER_S = 5.0
+BURST = 5
 
 
 class SesTenantAction:
@@ -15,14 +19,18 @@ class SesTenantAction:
 
     name = "ses_tenant"
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, bucket: TokenBucket | None = None) -> None:
         self.client = client
+        # SES's management APIs have low per-account rate limits; stay under them so a burst
+        # of crossings is worked off without throttling errors.
+        self.bucket = bucket or TokenBucket(CALLS_PER_S, BURST)
         self._arns: dict[str, str] = {}
 
     async def arn(self, tenant: str) -> str:
         arn = self._arns.get(tenant)
         if arn is None:
             try:
+                await self.bucket.acquire()
                 resp = await self.client.get_tenant(TenantName=tenant)
             except Exception as e:
                 err = classify(e)
@@ -40,6 +48,7 @@ class SesTenantAction:
         arn = await self.arn(req.tenant)
         status = "DISABLED" if req.kind is Kind.PAUSE else "ENABLED"
         try:
+            await self.bucket.acquire()
             await self.client.update_reputation_entity_customer_managed_status(
                 ReputationEntityType="RESOURCE",
                 ReputationEntityReference=arn,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from monitor.actions.ses_tenant import SesTenantAction
 from monitor.aws import client_config
 from monitor.core.engine import Changes
 from monitor.core.events import Channel
-from monitor.core.state import Decision, Kind
+from monitor.core.state import Decision, Evidence, Kind
 from monitor.metrics import Metrics
+from monitor.ratelimit import TokenBucket
 from monitor.sandbox import SesStandIn
 from monitor.store.sqlite import SqliteStore
 
@@ -179,3 +181,57 @@ async def test_committed_but_unrun_actions_run_at_the_next_start(
     await until_idle(act)
     assert standin.sending_status("acme") == "DISABLED"
     assert await store.pending_actions() == []
+
+
+async def test_a_burst_of_500_crossings_is_paced_and_worst_first(
+    standin: SesStandIn, ses: Any, store: SqliteStore
+) -> None:
+    """500 tenants cross at once: every pause lands without a throttling error, the calls are
+    paced by the token bucket, and the worst tenants are paused first."""
+    clock = [0.0]
+
+    async def advance(d: float) -> None:  # the bucket's sleep on a fake clock: no wall time
+        clock[0] += d
+
+    bucket = TokenBucket(5.0, 5, clock=lambda: clock[0], sleep=advance)
+    act = Actuator(
+        actions={"ses_tenant": SesTenantAction(ses, bucket=bucket)},
+        store=store,
+        metrics=Metrics(CollectorRegistry()),
+        clock=lambda: clock[0],
+        sleep=no_sleep,
+        workers=4,
+    )
+    arns: dict[str, int] = {}
+    rng = random.Random(5)
+    severities = [rng.uniform(1.0, 5.0) for _ in range(500)]
+    for i, sev in enumerate(severities):
+        arns[standin.add_tenant(f"t{i}")] = i
+        d = Decision(
+            time=1.0,
+            tenant=f"t{i}",
+            channel=Channel.EMAIL,
+            kind=Kind.PAUSE,
+            actor="policy",
+            reason="crossed",
+            actions=("ses_tenant",),
+            evidence=Evidence(
+                policy="standard",
+                window="24h",
+                counts={"sent": 1000},
+                rates={"email.bounce": 0.05 * sev},
+                thresholds={"email.bounce": {"warn": 0.025, "pause": 0.05}},
+            ),
+        )
+        entry = await commit(store, d)
+        act.submit(entry["id"], entry, d.actions)
+    await until_idle(act)
+    calls = standin.calls_to(OP)
+    assert len(calls) == 500 and all(c.status == 200 for c in calls)
+    # 1000 SES calls (GetTenant + Update each) at 5/s after a burst of 5: ~199 s of fake time.
+    assert clock[0] == pytest.approx((1000 - 5) / 5.0, rel=0.01)
+    by_rank = {t: r for r, t in enumerate(sorted(range(500), key=lambda i: -severities[i]))}
+    ranks = [by_rank[arns[c.params["ReputationEntityReference"]]] for c in calls]
+    assert all(
+        abs(r - i) <= 4 for i, r in enumerate(ranks)
+    )  # worst first, give or take the 4 workers
