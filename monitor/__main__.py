@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from monitor import __version__, logs
+from monitor import replay as replay_cli
 from monitor.cli import tenants as tenants_cli
 from monitor.core.rules import Rules, RulesError
 from monitor.rulesfile import load_rules_dir
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_rules_check)
 
     tenants_cli.add_parser(sub)
+    replay_cli.add_parser(sub)
     return p
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -92,3 +93,14 @@ def test_bad_setting_exits_2_naming_it(env: dict[str, str], args: list[str], mes
 
 def test_unknown_command_is_a_usage_error() -> None:
     assert cli("frobnicate").returncode == 2
+
+
+def test_replay_of_the_sample_set_runs_and_acts_on_nothing() -> None:
+    r = cli("replay", "--json", "tests/data/samples")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert {x["type"] for x in lines} <= {"decision", "tenant"}
+    assert any(x["type"] == "tenant" and x["tenant"] == "acme" for x in lines)
+    assert all(
+        a["result"] == "not_run" for x in lines if x["type"] == "decision" for a in x["actions"]
+    )
