@@ -22,12 +22,17 @@ class Rate(StrEnum):
 
     @property
     def channel(self) -> Channel:
-        return Channel(self.value.split(".", 1)[0])
+        return _CHANNEL[self]
 
     @property
     def short(self) -> str:
         """The `rate` metric label: bounce, complaint, failure, opt_out."""
-        return self.value.split(".", 1)[1]
+        return _SHORT[self]
+
+
+# Looked up on every evaluation: computed once, not split per call.
+_CHANNEL = {r: Channel(r.value.split(".", 1)[0]) for r in Rate}
+_SHORT = {r: r.value.split(".", 1)[1] for r in Rate}
 
 
 RATES_BY_CHANNEL: Mapping[Channel, tuple[Rate, ...]] = {
@@ -57,7 +62,7 @@ class Policy:
         return bool(self.actions)
 
     def channel_thresholds(self, channel: Channel) -> dict[Rate, Threshold]:
-        return {r: t for r, t in self.thresholds.items() if r.channel is channel}
+        return {r: t for r, t in self.thresholds.items() if _CHANNEL[r] is channel}
 
 
 @dataclass(frozen=True, slots=True)
