@@ -166,6 +166,11 @@ class Daemon:
                 clock=self.clock,
                 dry_run=s.dry_run,
             )
+            # Every action's series exist from the start at 0, so an alert on increase()
+            # sees the first error too.
+            for name in actions:
+                for result in ("ok", "error", "dry_run"):
+                    self.metrics.actions.labels(name, result)
             self.registry.register(TenantCollector(self.engine, self.labels, self.clock))
             self.committer = committer = Committer(
                 engine=self.engine,
