@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 
+from monitor.aws import client_config
 from monitor.rulesfile import embedded_presets_text
-from monitor.sandbox import Sandbox
+from monitor.sandbox import Sandbox, SesStandIn
 
 POLL_INTERVAL_S = 0.02
 
@@ -86,3 +87,24 @@ def rules_dir(tmp_path: Path) -> Path:
     (d / "presets.yaml").write_text(embedded_presets_text())
     (d / "test.yaml").write_text(TEST_RULES)
     return d
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[SesStandIn]:
+    """A fresh SES stand-in of the test's own (the session sandbox's is shared)."""
+    async with SesStandIn() as s:
+        yield s
+
+
+@pytest.fixture
+async def ses(standin: SesStandIn) -> AsyncIterator[Any]:
+    """An sesv2 client on `standin`, with botocore's retries off so ours can be counted."""
+    async with get_session().create_client(
+        "sesv2",
+        endpoint_url=standin.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=client_config(max_attempts=1),
+    ) as c:
+        yield c

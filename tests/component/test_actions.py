@@ -30,7 +30,7 @@ from monitor.actions.ses_configuration_set import (
 )
 from monitor.actions.webhook import WebhookAction
 from monitor.app import ConfigError, Daemon
-from monitor.aws import AwsError, client_config
+from monitor.aws import AwsError
 from monitor.core.engine import Changes
 from monitor.core.events import Channel
 from monitor.core.rules import Policy, Rules, TenantRule
@@ -90,25 +90,6 @@ async def no_sleep(_: float) -> None:
 
 
 # --- ses_configuration_set against the SES stand-in ---
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[SesStandIn]:
-    async with SesStandIn() as s:
-        yield s
-
-
-@pytest.fixture
-async def ses(standin: SesStandIn) -> AsyncIterator[Any]:
-    async with get_session().create_client(
-        "sesv2",
-        endpoint_url=standin.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=client_config(max_attempts=1),
-    ) as c:
-        yield c
 
 
 async def sending_enabled(ses: Any, name: str) -> bool:

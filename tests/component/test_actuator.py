@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 from prometheus_client import CollectorRegistry
 
 from monitor.actions.actuator import Actuator
 from monitor.actions.ses_tenant import SesTenantAction
-from monitor.aws import client_config
 from monitor.core.engine import Changes
 from monitor.core.events import Channel
 from monitor.core.state import Decision, Evidence, Kind
@@ -25,25 +23,6 @@ from monitor.sandbox import SesStandIn
 from monitor.store.sqlite import SqliteStore
 
 OP = "UpdateReputationEntityCustomerManagedStatus"
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[SesStandIn]:
-    async with SesStandIn() as s:
-        yield s
-
-
-@pytest.fixture
-async def ses(standin: SesStandIn) -> AsyncIterator[Any]:
-    async with get_session().create_client(
-        "sesv2",
-        endpoint_url=standin.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=client_config(max_attempts=1),  # our own retries only, so they can be counted
-    ) as c:
-        yield c
 
 
 @pytest.fixture
