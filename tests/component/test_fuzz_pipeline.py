@@ -89,5 +89,5 @@ async def test_ten_thousand_fuzzed_bodies_are_all_accounted_for(store: SqliteSto
     # every kind of outcome ran, so the sum above is not vacuous
     assert (
         min(results["undecodable"], results["processed"], results["late"], results["duplicate"])
-        > 100
+        > 10
     )
