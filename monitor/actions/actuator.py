@@ -89,6 +89,8 @@ class Actuator:
         entry: dict[str, Any],
         actions: tuple[str, ...],
         received_at: float | None = None,
+        *,
+        rerun: bool = False,
     ) -> None:
         req = ActionRequest(
             audit_id=audit_id,
@@ -97,6 +99,7 @@ class Actuator:
             kind=Kind(entry["decision"]),
             reason=entry["reason"],
             entry=entry,
+            rerun=rerun,
         )
         self._busy += 1
         self._idle.clear()
@@ -107,7 +110,7 @@ class Actuator:
         """Queue what a previous run committed but did not finish acting on."""
         pending = await self.store.pending_actions()
         for p in pending:
-            self.submit(p.audit_id, p.entry, p.actions)
+            self.submit(p.audit_id, p.entry, p.actions, rerun=True)
         return len(pending)
 
     async def join(self) -> None:

@@ -17,6 +17,9 @@ class ActionRequest:
     kind: Kind
     reason: str
     entry: dict[str, Any]  # the audit entry, for notifications that carry the evidence
+    # Run again at start from the outbox: the previous run may have been killed after AWS
+    # applied the call but before the result was recorded, so check before acting.
+    rerun: bool = False
 
     @property
     def pausing(self) -> bool:

@@ -45,6 +45,11 @@ class SesConfigurationSetAction:
         self.configuration_sets = configuration_sets
         self.bucket = bucket or TokenBucket(CALLS_PER_S, 1)
 
+    async def _sending_enabled(self, name: str) -> bool | None:
+        resp = await self.client.get_configuration_set(ConfigurationSetName=name)
+        value = resp.get("SendingOptions", {}).get("SendingEnabled")
+        return bool(value) if value is not None else None
+
     async def __call__(self, req: ActionRequest) -> str:
         if req.kind not in (Kind.PAUSE, Kind.RESUME):
             return "nothing to do"
@@ -57,8 +62,13 @@ class SesConfigurationSetAction:
         done: list[str] = []
         failed: list[str] = []
         for name in names:
-            await self.bucket.acquire()
             try:
+                if req.rerun:
+                    await self.bucket.acquire()
+                    if await self._sending_enabled(name) is enabled:
+                        done.append(name)  # applied before a restart: one call per decision
+                        continue
+                await self.bucket.acquire()
                 await self.client.put_configuration_set_sending_options(
                     ConfigurationSetName=name, SendingEnabled=enabled
                 )

@@ -42,11 +42,25 @@ class SesTenantAction:
             arn = self._arns[tenant] = resp["Tenant"]["TenantArn"]
         return arn
 
+    async def current(self, arn: str) -> str | None:
+        """The customer-managed status SES holds for the tenant's reputation entity."""
+        try:
+            await self.bucket.acquire()
+            resp = await self.client.get_reputation_entity(
+                ReputationEntityType="RESOURCE", ReputationEntityReference=arn
+            )
+        except Exception as e:
+            raise classify(e) from e
+        status = resp.get("ReputationEntity", {}).get("CustomerManagedStatus", {}).get("Status")
+        return str(status) if status else None
+
     async def __call__(self, req: ActionRequest) -> str:
         if req.kind not in (Kind.PAUSE, Kind.RESUME):
             return "nothing to do"
         arn = await self.arn(req.tenant)
         status = "DISABLED" if req.kind is Kind.PAUSE else "ENABLED"
+        if req.rerun and await self.current(arn) == status:
+            return f"already {status} {arn}"  # applied before a restart: one call per decision
         try:
             await self.bucket.acquire()
             await self.client.update_reputation_entity_customer_managed_status(

@@ -116,10 +116,10 @@ class SqsSource:
             keeper = asyncio.create_task(self._keep_invisible(batch))
             try:
                 done = await self.handler(batch)
+                if done:
+                    await self.delete(done)  # still hidden while delete retries
             finally:
                 keeper.cancel()
-            if done:
-                await self.delete(done)
 
     async def _read_visibility(self) -> None:
         try:
