@@ -120,6 +120,11 @@ class TenantCollector(Collector):
         status = GaugeMetricFamily(
             "repmon_tenant_status", "1 for the tenant's current status", labels=["tenant", "status"]
         )
+        channel_paused = GaugeMetricFamily(
+            "repmon_tenant_channel_paused",
+            "1 while a tenant's channel is paused (a pause can be email or SMS alone)",
+            labels=["tenant", "channel"],
+        )
         eta = GaugeMetricFamily(
             "repmon_tenant_pause_eta_seconds",
             "Projected time until a warning rate reaches its pause threshold at its current trend",
@@ -141,12 +146,17 @@ class TenantCollector(Collector):
                     threshold.add_metric([name, r.short, "pause"], th.pause)
             for one in Status:
                 status.add_metric([name, one.value], 1.0 if one is st else 0.0)
+            for channel, cs in rec.state.channels.items():
+                channel_paused.add_metric(
+                    [name, channel.value], 1.0 if cs.status is Status.PAUSED else 0.0
+                )
             if rec.trends:
                 for r, seconds in rec.pause_eta(now).items():
                     eta.add_metric([name, r.short], seconds)
         yield rate
         yield threshold
         yield status
+        yield channel_paused
         yield eta
         evicted = CounterMetricFamily(
             "repmon_tenants_evicted", "Tenants forgotten to bound memory", labels=["reason"]

@@ -136,5 +136,8 @@ async def test_sms_tenant_paused_on_carrier_failures_while_email_keeps_flowing(
             == 0.25
         )
         assert running.sample("repmon_tenant_status", {"tenant": name, "status": "paused"}) == 1.0
+        paused = {"tenant": name, "channel": "sms"}
+        assert running.sample("repmon_tenant_channel_paused", paused) == 1.0
+        assert running.sample("repmon_tenant_channel_paused", paused | {"channel": "email"}) == 0.0
     finally:
         assert await running.stop() == 0
