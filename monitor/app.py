@@ -79,7 +79,7 @@ class Daemon:
         self._own_signals = stop is None
         self.wait_time_s = wait_time_s
         self.metrics = Metrics(self.registry)
-        self.engine = Engine(rules)
+        self.engine = Engine(rules, max_tenants=settings.max_tenants)
         self.labels = TenantLabels(settings.metrics_tenant_limit)
         self.sources: list[SqsSource] = []
         self.http: HttpServer | None = None

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] | None = None  # None: console on a TTY, else json
     metrics_tenant_limit: int = Field(1000, ge=0)
+    # Beyond the contract: the most tenants held in memory. At the cap the least recently
+    # active healthy tenants are forgotten (a flood of one-off tenant tags stays bounded).
+    max_tenants: int = Field(500_000, ge=1000)
     shutdown_timeout: float = Field(20.0, gt=0)
     event_bus_name: str = "default"
     webhook_url: str | None = None
