@@ -9,6 +9,7 @@ from monitor.core.rules import Rules
 
 UNASSIGNED = "unassigned"
 MAX_TENANT_LEN = 128  # a tag value longer than this is not a tenant name we can export
+MAX_CACHED = 4096
 
 
 def _valid(name: str | None) -> bool:
@@ -20,7 +21,8 @@ class TenantResolver:
 
     Order: SES tenant name; `tenant` tag; configuration set or identity (rules, then what SES
     told us through ListTenantResources); from-domain; Pinpoint application; SMS configuration
-    set; the SMS context key; else `unassigned`.
+    set; the SMS context key; else `unassigned`. The maps are fixed once built (the engine
+    builds a new resolver when it learns from SES), which is what makes `resolve` cacheable.
     """
 
     def __init__(
@@ -45,8 +47,23 @@ class TenantResolver:
             self.from_domains.update(dict.fromkeys((d.lower() for d in t.from_domains), t.name))
             self.pinpoint_apps.update(dict.fromkeys(t.pinpoint_apps, t.name))
             self.sms_configuration_sets.update(dict.fromkeys(t.sms_configuration_sets, t.name))
+        # Why a cache: decoders share one TenantHints per distinct value (decode._common.hints),
+        # so a stream repeats the same few objects; keyed by identity, a hit costs one dict
+        # lookup instead of the precedence walk and its hashing of every field. The entry holds
+        # the object itself, so an id is never reused while cached. Bounded, cleared when full.
+        self._cache: dict[int, tuple[TenantHints, str]] = {}
 
     def resolve(self, h: TenantHints) -> str:
+        hit = self._cache.get(id(h))
+        if hit is not None and hit[0] is h:
+            return hit[1]
+        tenant = self._resolve(h)
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.clear()
+        self._cache[id(h)] = (h, tenant)
+        return tenant
+
+    def _resolve(self, h: TenantHints) -> str:
         if _valid(h.ses_tenant):
             return h.ses_tenant  # type: ignore[return-value]
         if _valid(h.tenant_tag):

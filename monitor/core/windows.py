@@ -7,11 +7,12 @@ buckets as they fall out. Memory is bounded by BUCKETS per tenant, however many 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from array import array
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.core.events import Channel, Outcome
-from monitor.core.rules import Rate
+from monitor.core.rules import Rate, Threshold
 
 BUCKETS = 96
 FUTURE_TOLERANCE_S = 300.0  # an event further ahead of "now" than this is taken as now
@@ -43,6 +44,15 @@ OUTCOME_SLOTS: Mapping[Outcome, tuple[int, ...]] = {
     Outcome.SMS_DELIVERED: (S_FINAL,),
     Outcome.SMS_FAILED: (S_FINAL, S_FAILED),
     Outcome.SMS_OPT_OUT: (S_OPT_OUT,),
+}
+
+
+# The numerator slot of each rate (the denominators are the channel's volume).
+RATE_SLOT: Mapping[Rate, int] = {
+    Rate.EMAIL_BOUNCE: E_BOUNCE,
+    Rate.EMAIL_COMPLAINT: E_COMPLAINT,
+    Rate.SMS_FAILURE: S_FAILED,
+    Rate.SMS_OPT_OUT: S_OPT_OUT,
 }
 
 
@@ -91,19 +101,85 @@ class Snapshot:
         return out
 
 
-class Window:
-    """One tenant's buckets. `floor` discards evidence from before a resume."""
+class Quiet:
+    """Whether a healthy channel's totals are too low to move it: below `min_volume`, or every
+    rate under both its thresholds. Computed as Snapshot.volume and Snapshot.rate do, without
+    building a snapshot; anything it cannot vouch for (an odd threshold) answers False.
 
-    __slots__ = ("buckets", "dirty", "floor", "length", "oldest", "totals", "width")
+    Why: after every batch each touched tenant is evaluated, and nearly all of them are healthy
+    and well under their thresholds. The full policy evaluation (snapshot, thresholds of the
+    channel, both levels) costs ~10x this check; the check leaves the policy the cases where
+    something can happen.
+    """
+
+    __slots__ = ("email", "limits", "min_volume")
+
+    def __init__(self, channel: Channel, min_volume: int, thresholds: Mapping[Rate, Threshold]):
+        self.email = channel is Channel.EMAIL
+        self.min_volume = min_volume
+        self.limits = tuple(
+            (RATE_SLOT[r], t.warn, t.pause) for r, t in thresholds.items() if r.channel is channel
+        )
+
+    def __call__(self, totals: Sequence[int]) -> bool:
+        """`totals`: a window's totals, or its `counts` (which begin with them)."""
+        if self.email:
+            volume = totals[E_SENT] or (
+                totals[E_DELIVERED] + totals[E_BOUNCE] + totals[E_BOUNCE_OTHER]
+            )
+        else:
+            volume = totals[S_FINAL]
+        if volume < self.min_volume or volume <= 0:
+            return True  # no rate acts on a healthy channel before min_volume
+        for slot, warn, pause in self.limits:
+            rate = min(totals[slot] / volume, 1.0)
+            if not (rate < warn and rate < pause):
+                return False
+        return True
+
+
+_WIDTHS: dict[float, float] = {}  # window length → bucket width, one float for all windows
+
+
+def _width(length_s: float) -> float:
+    width = _WIDTHS.get(length_s)
+    if width is None:
+        width = _WIDTHS[length_s] = length_s / BUCKETS
+    return width
+
+
+_ZEROS = array("q", bytes(8 * SLOTS))  # one bucket's (or the totals') counters, all zero
+_STRIDE = 1 + SLOTS  # a bucket in `Window.counts`: its index, then its counters
+
+
+class Window:
+    """One tenant's buckets. `floor` discards evidence from before a resume.
+
+    Why one flat array: a tenant costs mostly its windows, and a dict of lists per window
+    (~1 KB for a tenant with a few buckets, in many small objects) does not fit 300,000
+    tenants in 512 MB. `counts` holds the running totals, then each bucket as its index and
+    its counters, oldest first: 64-bit integers inline, ~100 bytes per bucket and no object
+    per counter. Events arrive nearly in time order, so `add` finds its bucket at the end.
+    """
+
+    __slots__ = ("counts", "dirty", "floor", "length", "width")
 
     def __init__(self, length_s: float, floor: float = 0.0) -> None:
         self.length = length_s
-        self.width = length_s / BUCKETS
-        self.buckets: dict[int, list[int]] = {}
-        self.totals = [0] * SLOTS
-        self.oldest = 0  # no bucket index below this is held
+        self.width = _width(length_s)
+        self.counts = array("q", _ZEROS)  # totals[SLOTS], then (index, counters[SLOTS])...
         self.floor = floor
-        self.dirty: set[int] = set()  # bucket indexes changed since the last commit
+        self.dirty: set[int] | None = None  # bucket indexes changed since the last commit
+
+    @property
+    def totals(self) -> list[int]:
+        return self.counts[:SLOTS].tolist()
+
+    @property
+    def buckets(self) -> dict[int, list[int]]:
+        """The held buckets by index (a copy), oldest first."""
+        c = self.counts
+        return {c[i]: c[i + 1 : i + _STRIDE].tolist() for i in range(SLOTS, len(c), _STRIDE)}
 
     def accepts(self, t: float, now: float) -> bool:
         """False for a late event: older than the window, or from before a resume."""
@@ -112,61 +188,80 @@ class Window:
     def add(self, t: float, slots: tuple[int, ...], count: int) -> None:
         """Count `count` at event time `t` (the caller has checked `accepts`)."""
         idx = int(t // self.width)
-        bucket = self.buckets.get(idx)
-        if bucket is None:
-            bucket = self.buckets[idx] = [0] * SLOTS
-            if idx < self.oldest or len(self.buckets) == 1:
-                self.oldest = idx
-        totals = self.totals
+        c = self.counts
+        at = len(c) - _STRIDE  # the newest bucket: where nearly every event goes
+        if at < SLOTS or c[at] != idx:
+            at = self._bucket(idx)
+            c = self.counts  # a new bucket means a new array
+        at += 1
         for s in slots:
-            bucket[s] += count
-            totals[s] += count
-        self.dirty.add(idx)
+            c[at + s] += count
+            c[s] += count
+        if self.dirty is None:
+            self.dirty = {idx}
+        else:
+            self.dirty.add(idx)
+
+    def _bucket(self, idx: int) -> int:
+        """The offset of bucket `idx` in `counts`, inserted in order if not held."""
+        c = self.counts
+        at = len(c)
+        while at > SLOTS and c[at - _STRIDE] >= idx:
+            at -= _STRIDE
+            if c[at] == idx:
+                return at
+        # A new array of the exact size, not an insertion that over-allocates: this happens
+        # once per bucket (every 15 min at most), and the spare capacity would be kept.
+        self.counts = c[:at] + array("q", [idx]) + _ZEROS + c[at:]
+        return at
 
     def evict(self, now: float) -> None:
         """Drop buckets that lie wholly before now - length."""
         cutoff = int((now - self.length) // self.width)  # bucket `cutoff` still overlaps
-        if cutoff <= self.oldest or not self.buckets:
-            return
-        buckets = self.buckets
-        # Walk the index range, or the keys when the gap is wider than what is held.
-        stale = (
-            [i for i in buckets if i < cutoff]
-            if cutoff - self.oldest > len(buckets)
-            else [i for i in range(self.oldest, cutoff) if i in buckets]
-        )
-        totals = self.totals
-        for i in stale:
-            for s, v in enumerate(buckets.pop(i)):
-                totals[s] -= v
-            self.dirty.discard(i)
-        self.oldest = cutoff
+        c = self.counts
+        end = SLOTS
+        while end < len(c) and c[end] < cutoff:
+            for s in range(SLOTS):
+                c[s] -= c[end + 1 + s]
+            if self.dirty is not None:
+                self.dirty.discard(c[end])
+            end += _STRIDE
+        if end > SLOTS:
+            del c[SLOTS:end]
 
     def snapshot(self, now: float) -> Snapshot:
         self.evict(now)
-        return Snapshot(tuple(self.totals))
+        return Snapshot(tuple(self.counts[:SLOTS]))
 
     def reset(self, floor: float) -> None:
         """Start afresh from `floor` (a resume): the old evidence stays in the audit log only."""
-        self.buckets.clear()
-        self.totals = [0] * SLOTS
-        self.dirty.clear()
+        self.counts = array("q", _ZEROS)
+        self.dirty = None
         self.floor = floor
 
     def bucket_start(self, idx: int) -> float:
         return idx * self.width
 
-    def restore(self, start: float, counts: list[int]) -> None:
+    def take_dirty(self) -> list[tuple[float, tuple[int, ...]]]:
+        """(start, counters) of each bucket changed since the last call and still held,
+        oldest first; for the commit that persists them."""
+        dirty, self.dirty = self.dirty, None
+        if not dirty:
+            return []
+        c, width = self.counts, self.width
+        return [
+            (c[i] * width, tuple(c[i + 1 : i + _STRIDE]))
+            for i in range(SLOTS, len(c), _STRIDE)
+            if c[i] in dirty
+        ]
+
+    def restore(self, start: float, counts: Sequence[int]) -> None:
         """Add a persisted bucket back (its width may differ if the policy changed)."""
-        idx = int(start // self.width)
-        bucket = self.buckets.get(idx)
-        if bucket is None:
-            bucket = self.buckets[idx] = [0] * SLOTS
-            if idx < self.oldest or len(self.buckets) == 1:
-                self.oldest = idx
+        at = self._bucket(int(start // self.width)) + 1
+        c = self.counts
         for s, v in enumerate(counts[:SLOTS]):
-            bucket[s] += v
-            self.totals[s] += v
+            c[at + s] += v
+            c[s] += v
 
 
 def clamp_time(t: float, now: float) -> float:

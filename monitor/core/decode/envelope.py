@@ -20,10 +20,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from monitor.core.decode import DecodeError, DecodeReason, DecodeResult
-from monitor.core.decode._json import InvalidUTF8, loads
+from monitor.core.decode._json import is_utf8_error, loads, parse
 from monitor.core.decode.pinpoint import decode_pinpoint, is_pinpoint
-from monitor.core.decode.ses import decode_event, decode_notification
+from monitor.core.decode.ses import (
+    SES_EVENT_TYPES,
+    decode_event,
+    decode_known_event,
+    decode_notification,
+)
 from monitor.core.decode.ses_tenant import DETAIL_TYPES, decode_tenant_event
 from monitor.core.decode.sms import decode_sms
 
@@ -51,14 +58,41 @@ def decode_body(body: bytes | str, *, max_bytes: int = MAX_BYTES) -> DecodeResul
     ):
         return _TOO_LARGE
     try:
-        value = loads(body)
-    except InvalidUTF8:
-        return _INVALID_UTF8
-    except ValueError:
-        return _INVALID_JSON
+        value = parse(body)
+    except orjson.JSONDecodeError as e:  # what `loads` turns into InvalidUTF8 or ValueError
+        return _INVALID_UTF8 if is_utf8_error(e) else _INVALID_JSON
     if not isinstance(value, dict):
         return _NOT_AN_OBJECT
+    if value.get("Type") == "Notification":
+        return _sns_notification(value)
     return decode_object(value)
+
+
+def _sns_notification(value: dict[str, Any]) -> DecodeResult:
+    """decode_object for an SNS Notification at the top level, with a fast path.
+
+    Why: SNS-wrapped SES event publishing is most of the traffic, and the general route to its
+    decoder takes four calls (decode_object, _sns, decode_object, _record) that each re-check
+    what this one checks once. Any other shape is left to that general route.
+    """
+    message = value.get("Message")
+    if type(message) is not str:
+        return decode_object(value)
+    try:
+        inner = parse(message)
+    except orjson.JSONDecodeError:
+        return _BAD_SNS_MESSAGE
+    if (
+        type(inner) is dict
+        and inner.get("Type") is None  # not SNS again
+        and not ("detail-type" in inner and "detail" in inner)  # not EventBridge
+        and type(event_type := inner.get("eventType")) is str
+        and event_type in SES_EVENT_TYPES
+    ):
+        return decode_known_event(inner, event_type)
+    if not isinstance(inner, dict):
+        return _BAD_SNS_MESSAGE
+    return decode_object(inner, _depth=1)
 
 
 def decode_object(value: dict[str, Any], *, _depth: int = 0) -> DecodeResult:

@@ -43,6 +43,7 @@ from __future__ import annotations
 from monitor.core.decode import DecodeError, DecodeReason, DecodeResult
 from monitor.core.decode._common import (
     BACKSTOP,
+    MAX_INTERNED_HINTS,
     WRONG,
     Invalid,
     JsonObject,
@@ -50,7 +51,7 @@ from monitor.core.decode._common import (
     bare_address,
     domain_of,
     hints,
-    iso_time,
+    iso_time_key,
     obj,
     opt_obj,
     opt_string,
@@ -58,9 +59,8 @@ from monitor.core.decode._common import (
     recipients_part,
     str_list,
     string,
-    time_part,
 )
-from monitor.core.events import Channel, Event, Outcome, TenantHints, event_key
+from monitor.core.events import Channel, Event, Outcome, TenantHints, key_digest
 
 # record type → the object holding its details
 _DETAIL_KEY = {
@@ -76,6 +76,8 @@ _DETAIL_KEY = {
     "Subscription": "subscription",
 }
 _TIME_PATH = {et: key + ".timestamp" for et, key in _DETAIL_KEY.items()}
+# Event types whose records decode_event reads as they are (no alias, none of them TEXT_*).
+SES_EVENT_TYPES = frozenset(_DETAIL_KEY)
 _ALIASES = {"RenderingFailure": "Rendering Failure"}  # the SESv2 enum's spelling
 _OTHER_OUTCOME = {
     "Send": Outcome.SEND,
@@ -91,6 +93,7 @@ _SUPPRESSED_SUBTYPES = frozenset({"OnAccountSuppressionList", "Suppressed"})
 _NOTIFICATION_TYPES = frozenset({"Bounce", "Complaint", "Delivery"})
 _NOTIFICATION_IGNORED = frozenset({"AmazonSnsSubscriptionSucceeded"})
 _BACKSTOP_ERROR = DecodeError(WRONG, "ses")
+EMAIL = Channel.EMAIL
 
 
 def decode_event(rec: JsonObject, resources: object = None) -> DecodeResult:
@@ -103,6 +106,17 @@ def decode_event(rec: JsonObject, resources: object = None) -> DecodeResult:
         if et not in _DETAIL_KEY:
             raise Invalid(DecodeReason.UNKNOWN_SHAPE, "eventType")
         return [_decode(rec, et, resources)]
+    except Invalid as e:
+        return e.error
+    except BACKSTOP:
+        return _BACKSTOP_ERROR
+
+
+def decode_known_event(rec: JsonObject, et: str) -> DecodeResult:
+    """decode_event for a record whose `eventType` the caller has read and found in
+    SES_EVENT_TYPES, outside any EventBridge envelope (the envelope's fast path)."""
+    try:
+        return [_decode(rec, et, None)]
     except Invalid as e:
         return e.error
     except BACKSTOP:
@@ -127,8 +141,15 @@ def decode_notification(rec: JsonObject) -> DecodeResult:
 
 
 def _decode(rec: JsonObject, et: str, resources: object) -> Event:
-    mail = obj(rec, "mail", "mail")
-    message_id = string(mail, "messageId", "mail.messageId")
+    # The common shapes are read inline (`type(v) is ...`, as orjson builds them); anything
+    # else goes through the general getter, which returns the same value or raises the same
+    # error as before, in the same order. This is the hot path: ~1 µs saved per record.
+    mail = rec.get("mail")
+    if type(mail) is not dict:
+        mail = obj(rec, "mail", "mail")
+    message_id = mail.get("messageId")
+    if type(message_id) is not str or not message_id:
+        message_id = string(mail, "messageId", "mail.messageId")
     domains: tuple[str, ...] = ()
     if et == "Bounce":
         detail = obj(rec, "bounce", "bounce")
@@ -146,33 +167,39 @@ def _decode(rec: JsonObject, et: str, resources: object) -> Event:
         )
         domains = recipient_domains(recipients)
     else:
-        key = _DETAIL_KEY[et]
-        detail = opt_obj(rec, key, key) or {}
+        name = _DETAIL_KEY[et]
+        found = rec.get(name)
+        detail = found if type(found) is dict else (opt_obj(rec, name, name) or {})
         outcome = _OTHER_OUTCOME[et]
         if et == "Delivery" and "recipients" in detail:
-            recipients = str_list(detail, "recipients", "delivery.recipients")
+            recipients = _strings(detail, "recipients", "delivery.recipients")
         elif et == "DeliveryDelay" and "delayedRecipients" in detail:
             recipients = address_list(
                 detail, "delayedRecipients", "deliveryDelay.delayedRecipients"
             )
         else:
-            recipients = str_list(mail, "destination", "mail.destination")
+            recipients = _strings(mail, "destination", "mail.destination")
 
     own = detail.get("timestamp")
     if own is not None:
-        t = iso_time(own, _TIME_PATH[et])
+        t, millis = iso_time_key(own, _TIME_PATH[et])
     else:
-        t = iso_time(mail.get("timestamp"), "mail.timestamp")
+        t, millis = iso_time_key(mail.get("timestamp"), "mail.timestamp")
 
-    return Event(
-        key=event_key("ses", message_id, et, recipients_part(recipients), time_part(t)),
-        time=t,
-        channel=Channel.EMAIL,
-        outcome=outcome,
-        count=len(recipients),
-        hints=_tenant_hints(mail, resources),
-        recipient_domains=domains,
-    )
+    # event_key("ses", message_id, et, recipients, millis), joined in one go
+    rcpts = recipients_part(recipients)
+    digest = key_digest(f"ses\x1f{message_id}\x1f{et}\x1f{rcpts}\x1f{millis}\x1f")
+    hints = _tenant_hints(mail, resources)
+    # Event(...) without the NamedTuple's Python-level __new__: the same tuple, half the cost.
+    return tuple.__new__(Event, (digest, t, EMAIL, outcome, len(recipients), hints, domains))
+
+
+def _strings(parent: JsonObject, key: str, path: str) -> list[str]:
+    """str_list, with the one-recipient list read inline."""
+    v = parent.get(key)
+    if type(v) is list and len(v) == 1 and type(v[0]) is str:
+        return v
+    return str_list(parent, key, path)
 
 
 def _bounce_outcome(bounce: JsonObject) -> Outcome:
@@ -204,8 +231,40 @@ def _tenant_hints(mail: JsonObject, resources: object) -> TenantHints:
     if configuration_set is None and resources:
         configuration_set = _configuration_set_from(resources)
 
-    source = opt_string(mail, "source", "mail.source")
-    source_arn = opt_string(mail, "sourceArn", "mail.sourceArn")
+    source = mail.get("source")
+    if type(source) is not str:
+        source = opt_string(mail, "source", "mail.source")
+    source_arn = mail.get("sourceArn")
+    if type(source_arn) is not str:
+        source_arn = opt_string(mail, "sourceArn", "mail.sourceArn")
+    header_from = None if from_domain else _header_from(mail)
+
+    # Why a cache: a stream has few senders, and deriving the identity and from-domain from
+    # the same strings again costs more than looking them up (bounded like `hints`).
+    raw = (ses_tenant, tenant_tag, configuration_set, from_domain, source, source_arn, header_from)
+    derived = _DERIVED.get(raw)
+    if derived is None:
+        if len(_DERIVED) >= MAX_INTERNED_HINTS:
+            _DERIVED.clear()
+        derived = _DERIVED[raw] = _derive(*raw)
+    return derived
+
+
+_DERIVED: dict[tuple[str | None, ...], TenantHints] = {}
+
+
+def _derive(
+    ses_tenant: str | None,
+    tenant_tag: str | None,
+    configuration_set: str | None,
+    from_domain: str | None,
+    source: str | None,
+    source_arn: str | None,
+    header_from: str | None,
+) -> TenantHints:
+    """Identity from mail.sourceArn, else the bare mail.source; from-domain from the tag, else
+    the From header, else mail.source ("" reads as absent throughout)."""
+    source = source or None
     identity = None
     if source_arn:
         _, sep, name = source_arn.rpartition(":identity/")
@@ -216,7 +275,7 @@ def _tenant_hints(mail: JsonObject, resources: object) -> TenantHints:
     if from_domain:
         from_domain = from_domain.lower()
     else:
-        from_domain = _header_from_domain(mail) or (
+        from_domain = (domain_of(bare_address(header_from)) if header_from else None) or (
             domain_of(bare_address(source)) if source else None
         )
     return hints(
@@ -250,11 +309,11 @@ def _configuration_set_from(resources: object) -> str | None:
     return None
 
 
-def _header_from_domain(mail: JsonObject) -> str | None:
+def _header_from(mail: JsonObject) -> str | None:
     # commonHeaders is optional (only with headers enabled) and only a fallback: lenient.
     headers = mail.get("commonHeaders")
     if isinstance(headers, dict):
         from_ = headers.get("from")
         if isinstance(from_, list) and from_ and isinstance(from_[0], str):
-            return domain_of(bare_address(from_[0]))
+            return from_[0]
     return None
