@@ -124,6 +124,7 @@ class Daemon:
             now = self.clock()
             loaded = await store.load(
                 since=now - self.rules.max_window_s - self.rules.max_window_s / BUCKETS,
+                keys_since=now - self.engine.dedupe_horizon_s,
                 max_keys=self.engine.dedupe.capacity,
             )
             self.engine.restore(
@@ -321,7 +322,10 @@ class Daemon:
                 self.engine.prune(now)
                 evicted = self.engine.evict_idle(now)
                 await self.committer.commit()
-                await self.store.prune(before=now - self.rules.max_window_s * (1 + 1 / BUCKETS))
+                await self.store.prune(
+                    before=now - self.rules.max_window_s * (1 + 1 / BUCKETS),
+                    keys_before=now - self.engine.dedupe_horizon_s,
+                )
                 log.info(
                     "maintenance_pruned", tenants_evicted=evicted, tenants=len(self.engine.tenants)
                 )

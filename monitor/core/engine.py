@@ -27,6 +27,7 @@ from monitor.core.windows import (
     clamp_time,
 )
 
+SMS_RECEIPT_GRACE_S = 72 * 3600.0
 DOMAIN_OUTCOMES = frozenset({Outcome.BOUNCE_PERMANENT, Outcome.COMPLAINT})
 
 
@@ -193,15 +194,21 @@ class Engine:
             rec = self.tenants.get(tenant) or self.record(tenant, now)
             rec.last_seen = now
             win = rec.windows.get(channel) or rec.window(channel)
+            at = t
             if not (t > now - win.length and t >= win.floor):  # Window.accepts: late
-                continue
+                # Carriers report SMS receipts up to 72 h late: such a receipt still counts,
+                # in the oldest slot of the window (its own has rolled out), unless it
+                # predates a resume.
+                if channel is not Channel.SMS or t <= now - SMS_RECEIPT_GRACE_S or t < win.floor:
+                    continue
+                at = now - win.length + win.width
             dedupe.add(key, t)
             self._new_keys.append((key, t))
             if domains and outcome in DOMAIN_OUTCOMES:
                 rec.count_domains(outcome, domains, 1)
             slots = OUTCOME_SLOTS.get(outcome)
             if slots:
-                win.add(t, slots, count)
+                win.add(at, slots, count)
                 tc = (tenant, channel)
                 self._dirty_windows.add(tc)
                 touched = self._touched
@@ -504,9 +511,14 @@ class Engine:
         for key, t in keys:
             self.dedupe.add(key, t)
 
+    @property
+    def dedupe_horizon_s(self) -> float:
+        """How long a key matters: a redelivery older than this is late and dropped anyway."""
+        return max(self.rules.max_window_s, SMS_RECEIPT_GRACE_S)
+
     def prune(self, now: float) -> int:
-        """Forget dedupe keys older than every window (a redelivery that old is late anyway)."""
-        return self.dedupe.prune(now - self.rules.max_window_s)
+        """Forget dedupe keys older than the horizon."""
+        return self.dedupe.prune(now - self.dedupe_horizon_s)
 
     def channel_state(self, tenant: str, channel: Channel) -> ChannelState | None:
         rec = self.tenants.get(tenant)

@@ -106,7 +106,7 @@ class SqliteStore:
             )
         return db
 
-    async def load(self, *, since: float, max_keys: int) -> Loaded:
+    async def load(self, *, since: float, keys_since: float, max_keys: int) -> Loaded:
         def load(db: sqlite3.Connection) -> Loaded:
             out = Loaded()
             for tenant, state in db.execute("SELECT tenant, state FROM tenants"):
@@ -118,7 +118,7 @@ class SqliteStore:
             # The newest keys, oldest first, so the in-memory set evicts in the same order.
             rows = db.execute(
                 "SELECT key, time FROM seen WHERE time >= ? ORDER BY time DESC LIMIT ?",
-                (since, max_keys),
+                (keys_since, max_keys),
             ).fetchall()
             out.keys = [(bytes(k), t) for k, t in reversed(rows)]
             return out
@@ -216,10 +216,10 @@ class SqliteStore:
 
         return await self._run(query)
 
-    async def prune(self, *, before: float) -> None:
+    async def prune(self, *, before: float, keys_before: float) -> None:
         def prune(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM buckets WHERE start < ?", (before,))
-            db.execute("DELETE FROM seen WHERE time < ?", (before,))
+            db.execute("DELETE FROM seen WHERE time < ?", (keys_before,))
 
         await self._run(prune)
 

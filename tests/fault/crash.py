@@ -457,7 +457,7 @@ async def read_store(state: Path, rules_dir: Path, tenants: Sequence[str]) -> St
     store = SqliteStore(state)
     try:
         now = time.time()
-        loaded = await store.load(since=0.0, max_keys=10**9)
+        loaded = await store.load(since=0.0, keys_since=0.0, max_keys=10**9)
         engine = Engine(load_rules_dir(rules_dir))
         engine.restore(states=loaded.states, buckets=loaded.buckets, keys=loaded.keys, now=now)
         counts: dict[str, dict[str, int]] = {}

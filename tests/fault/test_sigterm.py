@@ -74,7 +74,7 @@ def deleted(exchanges: list[Exchange]) -> int:
 async def stored_keys(state: Path) -> int:
     store = SqliteStore(state)
     try:
-        return len((await store.load(since=0.0, max_keys=10**9)).keys)
+        return len((await store.load(since=0.0, keys_since=0.0, max_keys=10**9)).keys)
     finally:
         await store.close()
 
