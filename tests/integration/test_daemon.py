@@ -233,3 +233,51 @@ async def test_undecodable_message_goes_to_the_dead_letter_queue_with_its_reason
         assert m["MessageAttributes"]["repmon-reason"]["StringValue"] == "unknown_shape"
     finally:
         assert await running.stop() == 0
+
+
+SAMPLES = Path(__file__).parents[1] / "data" / "samples"
+
+
+async def test_audit_records_automatic_manual_and_ses_pauses(
+    sandbox: Sandbox, sqs: Any, queue: str, rules_dir: Path, tmp_path: Path
+) -> None:
+    """Every pause lands in the audit log with its actor: policy, admin:<token id>, ses."""
+    suffix = uuid.uuid4().hex[:6]
+    bad, manual = f"auto-{suffix}", f"manual-{suffix}"
+    for t in (bad, manual):
+        sandbox.ses.add_tenant(t)
+    profile = TenantProfile(bad, bounce=0.2, complaint=0.0, transient=0.0)
+    traffic = Traffic([profile], seed=9)
+    now = time.time()
+    bodies = [sns(r) for _ in range(50) for r in traffic.records(traffic.mail(now, profile), now)]
+    # SES itself disabling tenant "acme" (the sample's tenant ARN), through EventBridge.
+    bodies.append((SAMPLES / "ses-eventbridge-tenant-sending-disabled-aws.json").read_text())
+    running = await start(queue, rules_dir, tmp_path / "state.db", admin_token="tok")
+    try:
+        await send_paced(sqs, queue, bodies)
+        await eventually(lambda: queue_depth(sqs, queue, below=1), what="all messages deleted")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{running.url}/api/v1/tenants/{manual}/pause",
+                json={"reason": "customer asked"},
+                headers={"Authorization": "Bearer tok"},
+            ) as resp:
+                assert resp.status == 200
+            entries = {}
+            for t in (bad, manual, "acme"):
+                async with http.get(f"{running.url}/api/v1/audit", params={"tenant": t}) as resp:
+                    entries[t] = [e for e in await resp.json() if e["decision"] == "pause"]
+        [auto] = entries[bad]
+        assert auto["actor"] == "policy" and auto["evidence"]["rates"]["email.bounce"] >= 0.05
+        assert auto["evidence"]["thresholds"]["email.bounce"] == {"warn": 0.025, "pause": 0.05}
+        assert auto["actions"][0]["action"] == "ses_tenant"
+        # No channel named: every channel is paused, one entry each.
+        assert sorted(e["channel"] for e in entries[manual]) == ["email", "sms"]
+        for by_hand in entries[manual]:
+            assert by_hand["actor"].startswith("admin:") and by_hand["reason"] == "customer asked"
+        [by_ses] = entries["acme"]
+        assert by_ses["actor"] == "ses" and "AWS_MANAGED" in by_ses["reason"]
+        assert by_ses["actions"] == []  # SES already paused it: nothing to call
+        assert running.daemon.engine.tenants["acme"].state.paused_channels == ["email"]
+    finally:
+        assert await running.stop() == 0
