@@ -142,7 +142,11 @@ async def _demo(sandbox: Sandbox, tmp: Path, seconds: float, n_tenants: int, htt
         url = f"http://127.0.0.1:{daemon.http.bound_port}"
         print(f"reputation-monitor demo: {len(profiles)} tenants, queue {queue}")
         print(f"  metrics   {url}/metrics")
-        print(f"  tenants   REPMON_ADMIN_TOKEN={token} reputation-monitor tenants list --url {url}")
+        cli = f"REPMON_ADMIN_TOKEN={token} reputation-monitor tenants"
+        print(f"  tenants   {cli} list --url {url}")
+        print(f"  inspect   {cli} show {BAD} --url {url}")
+        print(f"  pause     {cli} pause globex --reason 'on-call test' --url {url}")
+        print(f"  resume    {cli} resume globex --reason 'done' --url {url}")
         print(
             f"  {BAD} starts bouncing hard after {BAD_AFTER_S:.0f}s; "
             f"{STRICT} is on the strict policy\n"
