@@ -231,7 +231,9 @@ def test_idle_healthy_tenants_are_forgotten_once_their_window_is_empty() -> None
 
 
 def sms(n: int, outcome: Outcome, t: float) -> Event:
-    return Event(event_key("sms", str(n)), t, Channel.SMS, outcome, 1, TenantHints(tenant_tag="textco"))
+    return Event(
+        event_key("sms", str(n)), t, Channel.SMS, outcome, 1, TenantHints(tenant_tag="textco")
+    )
 
 
 def test_sms_receipts_up_to_72_hours_late_still_count_once() -> None:
@@ -240,9 +242,14 @@ def test_sms_receipts_up_to_72_hours_late_still_count_once() -> None:
     late = now - 60 * 3600  # 60 h: older than the 24 h window, within the 72 h grace
     assert e.ingest([sms(1, Outcome.SMS_FAILED, late)], now, now) is MessageResult.PROCESSED
     assert e.tenants["textco"].snapshot(Channel.SMS, now).sms_sent == 1
-    assert e.ingest([sms(1, Outcome.SMS_FAILED, late)], now + 60, now + 60) is MessageResult.DUPLICATE
+    assert (
+        e.ingest([sms(1, Outcome.SMS_FAILED, late)], now + 60, now + 60) is MessageResult.DUPLICATE
+    )
     e.prune(now + 3600)  # the key outlives the 24 h window: a redelivery is still a duplicate
-    assert e.ingest([sms(1, Outcome.SMS_FAILED, late)], now + 3600, now + 3600) is MessageResult.DUPLICATE
+    assert (
+        e.ingest([sms(1, Outcome.SMS_FAILED, late)], now + 3600, now + 3600)
+        is MessageResult.DUPLICATE
+    )
     too_late = now - 73 * 3600
     assert e.ingest([sms(2, Outcome.SMS_FAILED, too_late)], now, now) is MessageResult.LATE
     # email has no such grace
