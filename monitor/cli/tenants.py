@@ -203,6 +203,18 @@ def _show(t: dict[str, Any]) -> str:
         ("volume", "  ".join(f"{k} {v}" for k, v in sorted(t.get("volume", {}).items()))),
         ("updated", _when(t.get("updated_at"))),
     ]
+    eta = t.get("pause_eta_seconds") or {}
+    if eta:  # a warning tenant heading for its pause threshold
+        fields.append(
+            (
+                "pause in",
+                "  ".join(f"{k} ~{format_duration(round(v))}" for k, v in sorted(eta.items())),
+            )
+        )
+    for outcome, top in sorted((t.get("top_domains") or {}).items()):
+        if top:  # where the bounces or complaints go, by recipient domain
+            shares = "  ".join(f"{d['domain']} {_pct(d['share'])}" for d in top)
+            fields.append((f"{outcome.split('_')[0]}s to", shares))
     width = max(len(k) for k, _ in fields)
     lines = [f"{k.ljust(width)}  {v or '-'}" for k, v in fields]
     decisions = t.get("decisions") or []
