@@ -108,3 +108,18 @@ async def ses(standin: SesStandIn) -> AsyncIterator[Any]:
         config=client_config(max_attempts=1),
     ) as c:
         yield c
+
+
+class FakeTime:
+    """A clock that moves only when someone sleeps on it: pacing without wall time."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds

@@ -20,7 +20,7 @@ from aiobotocore.session import get_session
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from conftest import eventually
+from conftest import FakeTime, eventually
 from monitor.actions.actuator import Actuator
 from monitor.actions.base import Action, ActionFailed, ActionRequest
 from monitor.actions.eventbridge import EventBridgeAction
@@ -68,21 +68,6 @@ def request(kind: Kind, tenant: str = "acme", audit_id: int = 7) -> ActionReques
         reason=d.reason,
         entry=d.to_dict() | {"id": audit_id},
     )
-
-
-class FakeTime:
-    """A clock that moves only when the bucket sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 async def no_sleep(_: float) -> None:

@@ -6,32 +6,18 @@ import asyncio
 
 import pytest
 
+from conftest import FakeTime
 from monitor.ratelimit import TokenBucket
 
 
-class FakeTime:
-    """A clock that only moves when someone sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def test_a_burst_is_free_then_tokens_come_at_the_rate() -> None:
-    t = FakeTime()
+    t = FakeTime(100.0)
     bucket = TokenBucket(2.0, 2, clock=t.clock, sleep=t.sleep)
     assert [bucket.reserve() for _ in range(4)] == [0.0, 0.0, 0.5, 1.0]
 
 
 def test_idle_time_refills_up_to_the_burst_only() -> None:
-    t = FakeTime()
+    t = FakeTime(100.0)
     bucket = TokenBucket(1.0, 3, clock=t.clock, sleep=t.sleep)
     for _ in range(3):
         bucket.reserve()
@@ -40,7 +26,7 @@ def test_idle_time_refills_up_to_the_burst_only() -> None:
 
 
 async def test_acquire_paces_calls_at_the_rate() -> None:
-    t = FakeTime()
+    t = FakeTime(100.0)
     bucket = TokenBucket(1.0, 1, clock=t.clock, sleep=t.sleep)
     times = []
     for _ in range(4):
@@ -51,7 +37,7 @@ async def test_acquire_paces_calls_at_the_rate() -> None:
 
 
 async def test_concurrent_callers_queue_in_arrival_order() -> None:
-    t = FakeTime()
+    t = FakeTime(100.0)
     waits: list[float] = []
 
     async def record(seconds: float) -> None:  # the clock stands still: all arrive at once
