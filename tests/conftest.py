@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 
+from monitor.app import Daemon
 from monitor.aws import client_config
-from monitor.rulesfile import embedded_presets_text
+from monitor.rulesfile import embedded_presets_text, load_rules_dir
 from monitor.sandbox import Sandbox, SesStandIn
+from monitor.settings import load_settings
 
 POLL_INTERVAL_S = 0.02
 
@@ -123,3 +125,69 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+
+
+# -- the daemon in-process, for integration tests ---------------------------------------
+
+
+class Running:
+    def __init__(self, daemon: Daemon, task: asyncio.Task[int]) -> None:
+        self.daemon = daemon
+        self.task = task
+
+    @property
+    def url(self) -> str:
+        assert self.daemon.http is not None
+        return f"http://127.0.0.1:{self.daemon.http.bound_port}"
+
+    def sample(self, name: str, labels: dict[str, str]) -> float | None:
+        return self.daemon.registry.get_sample_value(name, labels)
+
+    async def stop(self) -> int:
+        self.daemon.stop.set()
+        return await asyncio.wait_for(self.task, 30)
+
+
+async def start(queue: str, rules_dir: Path, state: Path, **settings: Any) -> Running:
+    """The real daemon, in-process, on `queue`; `settings` override the test defaults."""
+    defaults: dict[str, Any] = {
+        "queue_urls": queue,
+        "rules_dir": str(rules_dir),
+        "state_url": f"sqlite:///{state}",
+        "http_port": 0,
+        "pollers": 2,
+    }
+    s = load_settings(**(defaults | settings))
+    daemon = Daemon(s, load_rules_dir(rules_dir), stop=asyncio.Event(), wait_time_s=1)
+    task = asyncio.create_task(daemon.run())
+    await eventually(lambda: daemon.started.is_set() or task.done(), what="daemon start")
+    if task.done():
+        task.result()
+    return Running(daemon, task)
+
+
+async def send_paced(sqs: Any, queue: str, bodies: list[str], depth: int = 60) -> None:
+    """Send in batches of ten, keeping the queue shallow as real traffic would."""
+    for i in range(0, len(bodies), 10):
+        await sqs.send_message_batch(
+            QueueUrl=queue,
+            Entries=[{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])],
+        )
+        await eventually(
+            lambda: queue_depth(sqs, queue, visible_only=True, below=depth), what="queue drains"
+        )
+
+
+async def queue_depth(
+    sqs: Any, queue: str, *, visible_only: bool = False, below: int | None = None
+) -> Any:
+    attrs = (
+        await sqs.get_queue_attributes(
+            QueueUrl=queue,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+    )["Attributes"]
+    n = int(attrs["ApproximateNumberOfMessages"])
+    if not visible_only:
+        n += int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    return n < below if below is not None else n

@@ -27,13 +27,11 @@ import aiohttp
 import pytest
 from aiobotocore.session import get_session
 
-from conftest import eventually
+from conftest import eventually, start
 from monitor import replay
-from monitor.app import Daemon
-from monitor.rulesfile import embedded_presets_text, load_rules_dir
+from monitor.rulesfile import embedded_presets_text
 from monitor.sandbox import Sandbox
 from monitor.sandbox.traffic import Mail, TenantProfile, Traffic, sns
-from monitor.settings import load_settings
 
 DAY = 86_400.0
 RULES = """\
@@ -158,20 +156,9 @@ async def test_replay_decides_as_the_live_daemon_did(
 
     # Live: one poller; a batch at a time, each deleted before the next is sent.
     queue = (await sqs.create_queue(QueueName=f"replay-{suffix}"))["QueueUrl"]
-    settings = load_settings(
-        queue_urls=queue,
-        rules_dir=str(rules_dir),
-        state_url=f"sqlite:///{tmp_path / 'state.db'}",
-        http_port=0,
-        pollers=1,
-        dry_run=True,
-    )
-    daemon = Daemon(settings, load_rules_dir(rules_dir), stop=asyncio.Event(), wait_time_s=1)
-    task = asyncio.create_task(daemon.run())
+    running = await start(queue, rules_dir, tmp_path / "state.db", pollers=1, dry_run=True)
+    daemon = running.daemon
     try:
-        await eventually(lambda: daemon.started.is_set() or task.done(), what="daemon start")
-        if task.done():
-            task.result()
         source = daemon.sources[0]
         sent = 0
         for batch in batches(events):
@@ -188,8 +175,7 @@ async def test_replay_decides_as_the_live_daemon_did(
         async with aiohttp.ClientSession() as http, http.get(url) as resp:
             live = [e for e in await resp.json() if e["tenant"].endswith(suffix)]
     finally:
-        daemon.stop.set()
-        assert await asyncio.wait_for(task, 30) == 0
+        assert await running.stop() == 0
 
     # Replay: the same records as a Firehose archive would hold them, gzip and flat, twice over.
     archive = tmp_path / "archive"

@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from conftest import eventually
+from conftest import eventually, queue_depth, send_paced, start
 from monitor.core.events import Channel
 from monitor.core.rules import Rate
 from monitor.core.tenants import UNASSIGNED
 from monitor.sandbox import Sandbox
 from monitor.sandbox.traffic import TenantProfile, Traffic, sns
-from test_daemon import queue_depth, send_paced, start
 
 
 @pytest.mark.parametrize("learned", [True, False])
