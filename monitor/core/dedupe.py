@@ -6,31 +6,38 @@ from __future__ import annotations
 class Dedupe:
     """Keys of counted events, with their event time.
 
-    Bounded twice: by `capacity` (the oldest-inserted key goes first) and by time (`prune`
-    drops keys whose events are older than every window, since such a redelivery is late and
-    dropped anyway). The store persists the same keys so a restart keeps them.
+    Bounded twice: by `capacity`, in two generations (keys go into the young dict; when it
+    holds half the capacity it becomes the old one and the previous old half is dropped at
+    once: O(1) per add, where evicting the oldest key one at a time from a single dict costs
+    a scan over the holes earlier deletions left); and by time (`prune` drops keys whose
+    events are older than the dedupe horizon, since such a redelivery is late anyway). The
+    store persists the same keys so a restart keeps them.
     """
 
-    __slots__ = ("_keys", "capacity")
+    __slots__ = ("_old", "_young", "capacity")
 
     def __init__(self, capacity: int = 1_000_000) -> None:
         self.capacity = capacity
-        self._keys: dict[bytes, float] = {}
+        self._young: dict[bytes, float] = {}
+        self._old: dict[bytes, float] = {}
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._young) + len(self._old)
 
     def __contains__(self, key: bytes) -> bool:
-        return key in self._keys
+        return key in self._young or key in self._old
 
     def add(self, key: bytes, t: float) -> None:
-        keys = self._keys
-        keys[key] = t
-        if len(keys) > self.capacity:
-            del keys[next(iter(keys))]
+        young = self._young
+        young[key] = t
+        if len(young) >= max(1, self.capacity // 2):
+            self._old, self._young = young, {}
 
     def prune(self, before: float) -> int:
-        stale = [k for k, t in self._keys.items() if t < before]
-        for k in stale:
-            del self._keys[k]
-        return len(stale)
+        dropped = 0
+        for gen in (self._young, self._old):
+            stale = [k for k, t in gen.items() if t < before]
+            for k in stale:
+                del gen[k]
+            dropped += len(stale)
+        return dropped
