@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 
+from monitor.actions.actuator import Actuator
 from monitor.app import Daemon
 from monitor.aws import client_config
 from monitor.rulesfile import embedded_presets_text, load_rules_dir
@@ -191,3 +193,14 @@ async def queue_depth(
     if not visible_only:
         n += int(attrs["ApproximateNumberOfMessagesNotVisible"])
     return n < below if below is not None else n
+
+
+async def until_idle(act: Actuator) -> None:
+    """Run the actuator's real workers until every submitted job is done."""
+    workers = asyncio.create_task(act.run())
+    try:
+        await asyncio.wait_for(act.join(), 30)
+    finally:
+        workers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await workers

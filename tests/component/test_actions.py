@@ -4,7 +4,6 @@ the SES stand-in, moto's EventBridge (rule → SQS target), and an aiohttp recei
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -20,7 +19,7 @@ from aiobotocore.session import get_session
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from conftest import FakeTime, eventually
+from conftest import FakeTime, eventually, until_idle
 from monitor.actions.actuator import Actuator
 from monitor.actions.base import Action, ActionFailed, ActionRequest
 from monitor.actions.eventbridge import EventBridgeAction
@@ -350,13 +349,7 @@ async def run_through_actuator(
         sleep=no_sleep,
     )
     act.submit(audit_id, d.to_dict() | {"id": audit_id}, d.actions)
-    workers = asyncio.create_task(act.run())
-    try:
-        await asyncio.wait_for(act.join(), 30)
-    finally:
-        workers.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await workers
+    await until_idle(act)
     [audited] = await store.audit(tenant="acme")
     return audited, metrics
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from conftest import until_idle
 from monitor.actions.actuator import Actuator
 from monitor.actions.ses_tenant import SesTenantAction
 from monitor.core.engine import Changes
@@ -63,17 +62,6 @@ def actuator(ses: Any, store: SqliteStore, metrics: Metrics, *, dry_run: bool = 
         dry_run=dry_run,
         sleep=no_sleep,
     )
-
-
-async def until_idle(act: Actuator) -> None:
-    """Run the real workers until every submitted job is done."""
-    workers = asyncio.create_task(act.run())
-    try:
-        await asyncio.wait_for(act.join(), 30)
-    finally:
-        workers.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await workers
 
 
 async def run_one(act: Actuator, entry: dict[str, Any]) -> None:
