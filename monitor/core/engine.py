@@ -89,7 +89,8 @@ class TenantRecord:
     def window(self, channel: Channel) -> Window:
         w = self.windows.get(channel)
         if w is None:
-            floor = self.state.channels[channel].floor if channel in self.state.channels else 0.0
+            cs = self.state.get(channel)
+            floor = cs.floor if cs is not None else 0.0
             w = self.windows[channel] = Window(self.policy.window_s, floor)
         return w
 
@@ -369,7 +370,7 @@ class Engine:
     ) -> list[Decision]:
         out = []
         for channel in channels:
-            cs = rec.state.channels.get(channel)
+            cs = rec.state.get(channel)
             if cs is None or cs.status is not Status.PAUSED:
                 continue
             snap = rec.snapshot(channel, now)
@@ -522,4 +523,4 @@ class Engine:
 
     def channel_state(self, tenant: str, channel: Channel) -> ChannelState | None:
         rec = self.tenants.get(tenant)
-        return rec.state.channels.get(channel) if rec else None
+        return rec.state.get(channel) if rec else None
