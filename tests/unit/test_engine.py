@@ -13,7 +13,7 @@ from monitor.core.events import (
     event_key,
 )
 from monitor.core.rules import Policy, Rate, Rules, TenantRule, Threshold
-from monitor.core.state import Kind, Status
+from monitor.core.state import ChannelState, Kind, Status, TenantState
 from monitor.core.tenants import UNASSIGNED
 
 T0 = 1_750_000_000.0
@@ -254,3 +254,19 @@ def test_sms_receipts_up_to_72_hours_late_still_count_once() -> None:
     assert e.ingest([sms(2, Outcome.SMS_FAILED, too_late)], now, now) is MessageResult.LATE
     # email has no such grace
     assert e.ingest([ev(3, Outcome.SEND, "textco", late)], now, now) is MessageResult.LATE
+
+
+def test_a_tenant_has_a_window_per_channel_it_has_seen() -> None:
+    e = Engine(RULES)
+    e.ingest([sms(1, Outcome.SMS_DELIVERED, T0)], T0, T0)
+    rec = e.tenants["textco"]
+    assert list(rec.windows) == [Channel.SMS]  # no email window yet
+    e.ingest([ev(2, Outcome.SEND, "textco")], T0, T0)
+    assert rec.windows == {Channel.EMAIL: rec.email_window, Channel.SMS: rec.sms_window}
+    assert rec.window(Channel.EMAIL) is rec.email_window
+    assert {(t, c) for t, c, *_ in e.drain().buckets} == {("textco", "sms"), ("textco", "email")}
+    # A window made after a restart starts at the last resume: the channel state's floor.
+    state = TenantState("acme", {Channel.SMS: ChannelState(Status.PROBATION, floor=T0 + 5)})
+    e.restore(states=[("acme", state)], buckets=[], keys=[], now=T0 + 10)
+    assert e.tenants["acme"].window(Channel.SMS).floor == T0 + 5
+    assert e.tenants["acme"].window(Channel.EMAIL).floor == 0.0
