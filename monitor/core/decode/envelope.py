@@ -14,6 +14,9 @@ Records by shape: `eventType` TEXT_* → sms; MEDIA_*/VOICE_*/RCS_* (MMS, voice,
 the contract) → no events; other `eventType` → SES event publishing; `notificationType` → SES
 legacy notification; `event_type` with Pinpoint's envelope fields → pinpoint; else
 UNKNOWN_SHAPE. An envelope whose record is undecodable returns the record's error.
+
+`decode_body` tries the typed path (decode.typed) first, after the size check: it answers
+only where its answer is the one the rest of this module gives (`decode_body_general`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """The fast path for most of the traffic: an SNS Notification carrying one SES event-publishing
-record, decoded by msgspec straight into Structs (bench/README.md, "Typed decoding").
+record, decoded by msgspec straight into Structs.
 
-Why msgspec: one typed decode of both layers builds only small Structs whose fields are
-already type-checked, where orjson builds a dict for every object and the decoder then reads
-and checks each field in Python (dict.get + a type test per field).
+Why msgspec: the typed decode of both layers builds small Structs whose fields are already
+type-checked, where orjson builds a dict for every object and the decoder then reads and
+checks each field in Python (dict.get + a type test per field). On the bench's bodies it
+parses both layers in ~2.45 µs where orjson takes ~2.9 and msgspec untyped ~3.2, and the whole
+decode takes ~5.5 µs where the general path takes ~6.9 (bench/core.py --stages).
 
 The answer is always the general path's (envelope.decode_body): `decode_sns_ses` returns an
 Event only for a body the general path decodes to exactly that one Event, and None for any
