@@ -7,17 +7,18 @@ checks each field in Python (dict.get + a type test per field). On the bench's b
 parses both layers in ~2.45 µs where orjson takes ~2.9 and msgspec untyped ~3.2, and the whole
 decode takes ~5.5 µs where the general path takes ~6.9 (bench/core.py --stages).
 
-The answer is always the general path's (envelope.decode_body): `decode_sns_ses` returns an
-Event only for a body the general path decodes to exactly that one Event, and None for any
-other body, which the caller then hands to the general path. Two rules make that hold:
+The answer is always the general path's (envelope.decode_body_general, the reference in
+tests/unit/test_decode_typed.py): `decode_sns` returns an Event only for a body the general
+path decodes to exactly that one Event; otherwise the Message or None, and the general path
+decides. Two rules make that hold:
 
 - Nothing is skipped. Every Struct forbids unknown fields and types every field it declares
   (no `Any`), so msgspec reads and validates every byte of a body it accepts, as orjson would:
-  same JSON grammar, UTF-8, escapes and surrogates (tests/unit/test_decode_typed.py). Skipping
-  would not do: msgspec skips unknown fields without checking that numbers fit a double,
-  that skipped bytes are UTF-8, or the nesting depth, all of which make orjson refuse the
-  body. Integers are bounded for the same reason (orjson reads big ones as floats, and
-  refuses one past a double's range).
+  same JSON grammar, UTF-8, escapes and surrogates. Skipping would not do: msgspec skips
+  unknown fields without checking that numbers fit a double, that skipped bytes are UTF-8,
+  or the nesting depth, all of which make orjson refuse the body. Integers are bounded for
+  the same reason (orjson reads big ones as floats, and refuses one past a double's range).
+  The one raw field, mail.tags, is decoded in full the first time its text is seen (_hints).
 - Only the plain case: an SES event type whose fields are all present and well formed, read
   as the SES decoder reads them. Anything the general path would reject or read another way
   (an empty id or recipient list, a null where it tests for presence, another timestamp
