@@ -141,30 +141,48 @@ def iso_time(value: object, path: str) -> float:
 
 # Why a fast path: SES writes every timestamp as `2026-11-23T14:05:07.123Z`, and parsing one
 # then spelling it for the key (fromisoformat, timestamp(), str(round(t * 1000))) is a good
-# part of a record's decoding. Here the minute is parsed once per distinct minute (by
-# fromisoformat, so what it accepts is unchanged) and the seconds and milliseconds come from
-# tables that also reject anything but ASCII digits in range. The float is the same:
-# timestamp() is exact microseconds divided by 10**6, as below. Any other spelling (another
-# length, an offset, a comma) takes the general path.
+# part of a record's decoding. Here each distinct second is parsed once (its minute by
+# fromisoformat, so what it accepts is unchanged, its seconds from a table) and cached; the
+# milliseconds come from a table. The tables also reject anything but ASCII digits in range.
+# The float is the same: timestamp() is exact microseconds divided by 10**6, and an int
+# division is correctly rounded, so millis / 1000 is that same float. Any other spelling
+# (another length, an offset, a comma) takes the general path.
 _SECONDS = {f"{i:02d}": i for i in range(60)}
 _MILLIS = {f"{i:03d}": i for i in range(1000)}
 _MINUTES: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM" → seconds since the epoch
+_SECONDS_MS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" → milliseconds since the epoch
 MAX_CACHED_MINUTES = 4096
+MAX_CACHED_SECONDS = 4096  # a stream spans few distinct seconds at a time
 
 
 def iso_time_key(value: object, path: str) -> tuple[float, str]:
     """`iso_time` and its `time_part`, at once."""
     if type(value) is str and len(value) == 24 and value[23] == "Z" and value[19] == ".":
-        minute = _MINUTES.get(value[:16])
-        if minute is None:
-            minute = _minute(value[:16])
-        second = _SECONDS.get(value[17:19])
+        base = _SECONDS_MS.get(value[:19])
+        if base is None:
+            base = _second(value[:19])
         ms = _MILLIS.get(value[20:23])
-        if minute is not None and second is not None and ms is not None and value[16] == ":":
-            millis = (minute + second) * 1000 + ms
-            return millis * 1000 / 1_000_000, str(millis)
+        if base is not None and ms is not None:
+            millis = base + ms
+            return millis / 1000, str(millis)
     t = iso_time(value, path)
     return t, time_part(t)
+
+
+def _second(prefix: str) -> int | None:
+    """Milliseconds since the epoch at `YYYY-MM-DDTHH:MM:SS` (cached), or None."""
+    second = _SECONDS.get(prefix[17:19])
+    if second is None or prefix[16] != ":":
+        return None
+    minute = _MINUTES.get(prefix[:16])
+    if minute is None:
+        minute = _minute(prefix[:16])
+        if minute is None:
+            return None
+    if len(_SECONDS_MS) >= MAX_CACHED_SECONDS:
+        _SECONDS_MS.clear()  # bounded
+    base = _SECONDS_MS[prefix] = (minute + second) * 1000
+    return base
 
 
 def _minute(prefix: str) -> int | None:

@@ -14,6 +14,9 @@ Records by shape: `eventType` TEXT_* → sms; MEDIA_*/VOICE_*/RCS_* (MMS, voice,
 the contract) → no events; other `eventType` → SES event publishing; `notificationType` → SES
 legacy notification; `event_type` with Pinpoint's envelope fields → pinpoint; else
 UNKNOWN_SHAPE. An envelope whose record is undecodable returns the record's error.
+
+`decode_body` tries the typed path (decode.typed) first, after the size check: it answers
+only where its answer is the one the rest of this module gives (`decode_body_general`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from monitor.core.decode.ses import (
 )
 from monitor.core.decode.ses_tenant import DETAIL_TYPES, decode_tenant_event
 from monitor.core.decode.sms import decode_sms
+from monitor.core.decode.typed import decode_sns
 
 MAX_BYTES = 262_144  # the SQS message size limit
 MAX_DEPTH = 3
@@ -57,6 +61,27 @@ def decode_body(body: bytes | str, *, max_bytes: int = MAX_BYTES) -> DecodeResul
         isinstance(body, str) and n * 4 > max_bytes and _utf8_len(body) > max_bytes
     ):
         return _TOO_LARGE
+    # Most bodies are SNS-wrapped SES records: decode.typed reads them, or at least their
+    # envelope (then the record goes the general way); anything else is left to _parsed.
+    typed = decode_sns(body)
+    if isinstance(typed, str):
+        return _sns_message(typed)
+    if typed is not None:
+        return [typed]
+    return _parsed(body)
+
+
+def decode_body_general(body: bytes | str, *, max_bytes: int = MAX_BYTES) -> DecodeResult:
+    """decode_body without the typed fast path: the reference it is tested against."""
+    n = len(body)
+    if n > max_bytes or (
+        isinstance(body, str) and n * 4 > max_bytes and _utf8_len(body) > max_bytes
+    ):
+        return _TOO_LARGE
+    return _parsed(body)
+
+
+def _parsed(body: bytes | str) -> DecodeResult:
     try:
         value = parse(body)
     except orjson.JSONDecodeError as e:  # what `loads` turns into InvalidUTF8 or ValueError
@@ -78,6 +103,11 @@ def _sns_notification(value: dict[str, Any]) -> DecodeResult:
     message = value.get("Message")
     if type(message) is not str:
         return decode_object(value)
+    return _sns_message(message)
+
+
+def _sns_message(message: str) -> DecodeResult:
+    """The record in a top-level SNS Notification's Message."""
     try:
         inner = parse(message)
     except orjson.JSONDecodeError:

@@ -242,18 +242,19 @@ def _tenant_hints(mail: JsonObject, resources: object) -> TenantHints:
     # Why a cache: a stream has few senders, and deriving the identity and from-domain from
     # the same strings again costs more than looking them up (bounded like `hints`).
     raw = (ses_tenant, tenant_tag, configuration_set, from_domain, source, source_arn, header_from)
-    derived = _DERIVED.get(raw)
+    derived = DERIVED.get(raw)
     if derived is None:
-        if len(_DERIVED) >= MAX_INTERNED_HINTS:
-            _DERIVED.clear()
-        derived = _DERIVED[raw] = _derive(*raw)
+        if len(DERIVED) >= MAX_INTERNED_HINTS:
+            DERIVED.clear()
+        derived = DERIVED[raw] = derive(*raw)
     return derived
 
 
-_DERIVED: dict[tuple[str | None, ...], TenantHints] = {}
+# Shared with the typed fast path (decode.typed), which looks up the same raw values.
+DERIVED: dict[tuple[str | None, ...], TenantHints] = {}
 
 
-def _derive(
+def derive(
     ses_tenant: str | None,
     tenant_tag: str | None,
     configuration_set: str | None,
