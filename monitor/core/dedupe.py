@@ -14,10 +14,11 @@ class Dedupe:
     store persists the same keys so a restart keeps them.
     """
 
-    __slots__ = ("_old", "_young", "capacity")
+    __slots__ = ("_half", "_old", "_young", "capacity")
 
     def __init__(self, capacity: int = 1_000_000) -> None:
         self.capacity = capacity
+        self._half = max(1, capacity // 2)  # a generation's size
         self._young: dict[bytes, float] = {}
         self._old: dict[bytes, float] = {}
 
@@ -30,7 +31,7 @@ class Dedupe:
     def add(self, key: bytes, t: float) -> None:
         young = self._young
         young[key] = t
-        if len(young) >= max(1, self.capacity // 2):
+        if len(young) >= self._half:
             self._old, self._young = young, {}
 
     def prune(self, before: float) -> int:

@@ -248,12 +248,19 @@ class Window:
         dirty, self.dirty = self.dirty, None
         if not dirty:
             return []
+        # From the newest bucket back until every dirty one is found (nearly always the newest
+        # alone): O(dirty) rather than O(held), which is 96 buckets for a day's history.
         c, width = self.counts, self.width
-        return [
-            (c[i] * width, tuple(c[i + 1 : i + _STRIDE]))
-            for i in range(SLOTS, len(c), _STRIDE)
-            if c[i] in dirty
-        ]
+        out = []
+        need = len(dirty)
+        i = len(c) - _STRIDE
+        while need and i >= SLOTS:
+            if c[i] in dirty:
+                out.append((c[i] * width, tuple(c[i + 1 : i + _STRIDE])))
+                need -= 1
+            i -= _STRIDE
+        out.reverse()
+        return out
 
     def restore(self, start: float, counts: Sequence[int]) -> None:
         """Add a persisted bucket back (its width may differ if the policy changed)."""

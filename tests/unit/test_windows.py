@@ -11,6 +11,7 @@ from monitor.core.windows import (
     E_BOUNCE,
     E_SENT,
     OUTCOME_SLOTS,
+    SLOTS,
     Snapshot,
     Window,
     clamp_time,
@@ -159,3 +160,40 @@ def test_counts_only_what_is_inside_the_window(events: list[tuple[float, Outcome
         if add(w, t, outcome, n, now=now) and outcome is Outcome.SEND:
             expected += n
     assert w.snapshot(now).counts[E_SENT] == expected
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.floats(0, 2 * DAY), st.sampled_from(list(OUTCOME_SLOTS)), st.integers(1, 5)
+            ),
+            max_size=12,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_take_dirty_returns_exactly_the_changed_held_buckets(
+    rounds: list[list[tuple[float, Outcome, int]]],
+) -> None:
+    """Each commit gets every bucket changed since the last one and still held, oldest first,
+    with its current counters (events arrive out of order, and old buckets roll out)."""
+    w = Window(DAY)
+    now = T0
+    for events in rounds:
+        changed: set[float] = set()
+        for dt, outcome, n in events:
+            t = T0 + dt
+            now = max(now, t)
+            w.evict(now)
+            if add(w, t, outcome, n, now=now):
+                changed.add(w.bucket_start(int(t // w.width)))
+        w.evict(now)
+        c, stride = w.counts, SLOTS + 1  # totals, then (index, counters) per bucket
+        held = {c[i] * w.width: tuple(c[i + 1 : i + stride]) for i in range(SLOTS, len(c), stride)}
+        got = w.take_dirty()
+        assert [start for start, _ in got] == sorted(changed & held.keys())
+        assert all(counts == held[start] for start, counts in got)
+        assert w.take_dirty() == []
