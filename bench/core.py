@@ -1,14 +1,15 @@
 """The core pipeline in memory, one core: decode → resolve → window → evaluate, against parsing
 the same bodies with the fastest JSON parser alone.
 
-    python bench/core.py [--events N] [--tenants N] [--repeat N] [--profile] [--stages] [--spread]
+    python bench/core.py [--events N] [--tenants N] [--repeat N] [--profile] [--stages] [--no-spread]
 
 Bodies are SNS-wrapped SES event-publishing records (monitor.sandbox.traffic) as SQS delivers
 them: a realistic mix of Send, Delivery, some Bounce and Complaint, for `--tenants` tenants
 with a skewed share of traffic. The engine starts at steady state (every tenant already has a
-day's volume in its window, so every evaluation runs the full policy), and is driven as the
-daemon drives it: `ingest` per message, then `evaluate(now)` and `drain()` (what a commit
-takes) after every 10 messages, the SQS batch size.
+day's volume spread over its window's buckets, so every evaluation runs the full policy and a
+commit finds its bucket among a day's; `--no-spread` puts it all in one bucket), and is driven
+as the daemon drives it: `ingest` per message, then `evaluate(now)` and `drain()` (what a
+commit takes) after every 10 messages, the SQS batch size.
 
 Parse-only is exactly the parse work any consumer of these bodies must do: the SNS envelope,
 then its `Message` string, into plain dicts and lists. It is timed with orjson and with
@@ -163,7 +164,10 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile one pipeline run (stderr)")
     ap.add_argument("--stages", action="store_true", help="µs per event of each stage")
     ap.add_argument(
-        "--spread", action="store_true", help="tenants' day of history over every bucket"
+        "--spread",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tenants' day of history over every bucket, as real traffic leaves it (default)",
     )
     args = ap.parse_args()
 
