@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
+from hypothesis import settings as hypothesis_settings
 
 from monitor.actions.actuator import Actuator
 from monitor.app import Daemon
@@ -21,6 +22,14 @@ from monitor.sandbox import Sandbox, SesStandIn
 from monitor.settings import load_settings
 
 POLL_INTERVAL_S = 0.02
+
+# Property tests check behaviour, not speed: no per-example deadline for any of them.
+# Hypothesis's default (200 ms) fails a test when one example is paused by something else: a
+# gen-2 garbage collection over the heap a full run builds up (0.3-1.2 s measured on a loaded
+# 2-core machine) or the process waiting for a CPU. The example then runs in 1 ms on replay,
+# and Hypothesis reports the test as failing ("Unreliable test timings!", FlakyFailure).
+hypothesis_settings.register_profile("repmon", deadline=None)
+hypothesis_settings.load_profile("repmon")
 
 
 @pytest.fixture(scope="session")
