@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
+from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from monitor.actions.actuator import Actuator
@@ -28,7 +29,10 @@ POLL_INTERVAL_S = 0.02
 # gen-2 garbage collection over the heap a full run builds up (0.3-1.2 s measured on a loaded
 # 2-core machine) or the process waiting for a CPU. The example then runs in 1 ms on replay,
 # and Hypothesis reports the test as failing ("Unreliable test timings!", FlakyFailure).
-hypothesis_settings.register_profile("repmon", deadline=None)
+# The same pauses can trip the too_slow health check (generation timing): suppressed too.
+hypothesis_settings.register_profile(
+    "repmon", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 hypothesis_settings.load_profile("repmon")
 
 
