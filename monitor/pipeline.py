@@ -16,7 +16,7 @@ from monitor.core.decode.envelope import decode_body
 from monitor.core.engine import Engine, MessageResult
 from monitor.core.events import Event
 from monitor.core.state import Actor, Decision, Kind, Status
-from monitor.metrics import Metrics, TenantLabels
+from monitor.metrics import Metrics, TenantLabels, observe_many
 from monitor.sources.sqs import Message
 from monitor.store.base import Store, StoreError
 
@@ -142,6 +142,5 @@ class Pipeline:
             raise
         for (queue, outcome), n in results.items():
             metrics.messages.labels(queue, outcome).inc(n)
-        for lag in lags:
-            metrics.event_lag.observe(max(0.0, lag))
+        observe_many(metrics.event_lag, [max(0.0, lag) for lag in lags])
         return done
