@@ -179,6 +179,8 @@ class Daemon:
                 actuator=actuator,
                 metrics=self.metrics,
                 labels=self.labels,
+                # A lingering commit goes once every poller's batch waits: none can come then.
+                gather=s.pollers * len(s.queue_urls),
             )
             dead_letter = None
             if s.dead_letter_queue_url:
