@@ -25,9 +25,12 @@ log = logs.get("monitor.pipeline")
 # Sends an undecodable body to the dead-letter queue; returns True once it is safely there.
 DeadLetter = Callable[[Message, DecodeError], Awaitable[bool]]
 
-# How long a batch's commit may wait for other pollers' batches to share its transaction.
-# Short next to a poll cycle and to the visibility timeout; a batch with a decision never waits.
-COMMIT_LINGER_S = 0.02
+# How long a batch's commit may wait for other pollers' batches to share its transaction. It
+# delays only deletes (a batch with a decision never waits), and only while fewer batches than
+# `gather` are in: with a backlog the pollers fill a commit at once. Short next to the
+# visibility timeout; long enough that at a few hundred messages a second most commits hold
+# every poller's batch (measured: 3.7 batches a commit with 4 pollers at 500/s).
+COMMIT_LINGER_S = 0.05
 
 
 class Committer:
@@ -35,9 +38,9 @@ class Committer:
     so concurrent pollers share one transaction instead of queueing one each.
 
     A batch's commit may also linger (`commit(linger=True)`): it waits up to `linger_s` for
-    more batches, and goes as soon as `gather` of them wait (every poller's: none can come
-    until one is done) or a commit that must not wait (a decision, the admin API, a tick,
-    shutdown) starts. Fewer, larger transactions: a commit's fixed cost (the hop to the
+    more batches, and goes as soon as `gather` of them wait (a queue's pollers: none of them
+    brings another until one is done) or a commit that must not wait (a decision, the admin
+    API, a tick, shutdown) starts. Fewer, larger transactions: a commit's fixed cost (the hop to the
     writer thread, the WAL frames) is shared. Either way a caller returns only once a commit
     holding its changes is durable, so its messages are deleted only then.
     """
