@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
+from prometheus_client import Counter
+
 from monitor import logs
 from monitor.actions.actuator import Actuator
 from monitor.core.decode import DecodeError
@@ -146,19 +148,22 @@ class Pipeline:
         self.dead_letter = dead_letter
         self.max_body_bytes = max_body_bytes
         self.events = 0
+        # repmon_messages_total's children by (queue, result): labels() takes a lock and
+        # checks its arguments on every call; the children never change.
+        self._message_counts: dict[tuple[str, MessageResult], Counter] = {}
 
     async def handle(self, batch: Sequence[Message]) -> list[Message]:
         now = self.clock()
         engine, metrics = self.engine, self.metrics
         done: list[Message] = []
-        results: dict[tuple[str, str], int] = {}
+        results: dict[tuple[str, MessageResult], int] = {}
         lags: list[float] = []
         status_events = False  # SES tenant status: may pause or resume a tenant
         for m in batch:
             decoded = decode_body(m.body, max_bytes=self.max_body_bytes)
             if isinstance(decoded, DecodeError):
                 metrics.undecodable.labels(m.queue, decoded.reason.value).inc()
-                k = (m.queue, MessageResult.UNDECODABLE.value)
+                k = (m.queue, MessageResult.UNDECODABLE)
                 results[k] = results.get(k, 0) + 1
                 # The body is never logged: it can hold recipient addresses.
                 log.warning(
@@ -180,7 +185,7 @@ class Pipeline:
                     lags.append(now - ev.time)
                 else:
                     status_events = True
-            k = (m.queue, result.value)
+            k = (m.queue, result)
             results[k] = results.get(k, 0) + 1
             done.append(m)
         decisions = engine.evaluate(now)
@@ -192,7 +197,11 @@ class Pipeline:
             # The engine is now ahead of the store; only a restart from the store is exact.
             log.critical("state_commit_failed", exc_info=True)
             raise
-        for (queue, outcome), n in results.items():
-            metrics.messages.labels(queue, outcome).inc(n)
+        counters = self._message_counts
+        for k, n in results.items():
+            counter = counters.get(k)
+            if counter is None:
+                counter = counters[k] = metrics.messages.labels(k[0], k[1].value)
+            counter.inc(n)
         observe_many(metrics.event_lag, [max(0.0, lag) for lag in lags])
         return done
