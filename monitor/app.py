@@ -179,6 +179,9 @@ class Daemon:
                 actuator=actuator,
                 metrics=self.metrics,
                 labels=self.labels,
+                # A lingering commit goes once as many batches wait as one queue has pollers:
+                # a busy queue's pollers fill it at once, whatever the other queues do.
+                gather=s.pollers,
             )
             dead_letter = None
             if s.dead_letter_queue_url:

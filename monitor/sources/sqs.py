@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from monitor import logs
 from monitor.aws import classify
@@ -20,8 +18,10 @@ WAIT_TIME_S = 20
 DEFAULT_VISIBILITY_S = 30  # SQS's default, until GetQueueAttributes says otherwise
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
+    """One received message (a tuple: built for every message, at a third of the cost of a
+    frozen dataclass)."""
+
     queue: str  # the queue's name: a metric label and log field
     message_id: str
     receipt_handle: str
@@ -68,18 +68,29 @@ class SqsSource:
         self.extended = 0  # visibility extensions of slow batches
         self.visibility_s = DEFAULT_VISIBILITY_S
         self._stopping: asyncio.Future[Any] | None = None
+        # Pollers inside ReceiveMessage, and those of them that `stop` interrupted.
+        self._receiving: set[asyncio.Task[Any]] = set()
+        self._abandoned: set[asyncio.Task[Any]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._read_visibility()
-        # One waiter on `stop` shared by every receive, rather than a task made and
-        # cancelled per ReceiveMessage (measurable CPU at high message rates).
+        # One waiter on `stop` for the whole source: when it fires it interrupts the pollers
+        # that are in a long poll. Per receive that costs nothing, where a task for the
+        # receive and an asyncio.wait on it and a stop waiter cost measurable CPU.
         self._stopping = asyncio.ensure_future(stop.wait())
+        self._stopping.add_done_callback(self._abandon_receives)
         try:
             async with asyncio.TaskGroup() as tg:
                 for i in range(self.pollers):
                     tg.create_task(self._poll(stop), name=f"sqs-{self.name}-{i}")
         finally:
+            self._stopping.remove_done_callback(self._abandon_receives)
             self._stopping.cancel()
+
+    def _abandon_receives(self, _: object) -> None:
+        for task in self._receiving:
+            self._abandoned.add(task)
+            task.cancel()
 
     async def _poll(self, stop: asyncio.Event) -> None:
         backoff = Backoff(base=0.5, cap=30.0)
@@ -101,26 +112,27 @@ class SqsSource:
             if resp is None:
                 return  # stopping: the receive in flight was abandoned
             backoff.reset()
-            self.last_ok = self.clock()
-            raw = resp.get("Messages") or []
+            self.last_ok = now = self.clock()
+            raw = resp.get("Messages")
             if not raw:
                 continue
-            now = self.clock()
+            name = self.name
             batch = [
                 Message(
-                    queue=self.name,
-                    message_id=m["MessageId"],
-                    receipt_handle=m["ReceiptHandle"],
-                    body=m.get("Body", ""),
-                    received_at=now,
-                    receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                    name,
+                    m["MessageId"],
+                    m["ReceiptHandle"],
+                    m.get("Body", ""),
+                    now,
+                    int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
                 )
                 for m in raw
             ]
             # Not cancelled by stop: an in-flight batch is finished, committed and deleted.
             # While it runs its messages are kept invisible, so a slow commit never lets SQS
-            # hand them to another poller.
-            keeper = asyncio.create_task(self._keep_invisible(batch))
+            # hand them to another poller: a keeper starts if the batch is still here at half
+            # the visibility timeout (a timer per batch; almost every batch is done long before).
+            keeper = _LazyKeeper(self, batch)
             try:
                 done = await self.handler(batch)
                 if done:
@@ -145,11 +157,16 @@ class SqsSource:
                 assumed_s=self.visibility_s,
             )
 
+    @property
+    def keep_period_s(self) -> float:
+        """How often a batch in flight has its visibility extended: half the timeout."""
+        return max(1.0, self.visibility_s / 2)
+
     async def _keep_invisible(self, batch: Sequence[Message]) -> None:
-        """Extend the batch's visibility at half the timeout until cancelled."""
-        period = max(1.0, self.visibility_s / 2)
+        """Extend the batch's visibility now and then every half timeout until cancelled
+        (started half a timeout after the batch was received)."""
+        period = self.keep_period_s
         while True:
-            await self.sleep(period)
             entries = [
                 {
                     "Id": str(i),
@@ -174,36 +191,47 @@ class SqsSource:
                 err = classify(e)
                 self.metrics.poll_errors.labels(self.name, err.code).inc()
                 log.warning("sqs_visibility_extend_failed", queue=self.name, error=err.code)
+            await self.sleep(period)
 
     async def _receive(self, stop: asyncio.Event) -> dict[str, Any] | None:
+        """One ReceiveMessage, or None if `stop` is set before or while it waits."""
+        stopping = self._stopping
+        if stopping is None or (stopping.done() and not stop.is_set()):
+            # Not started by run() (or its waiter went away): a waiter of our own.
+            stopping = self._stopping = asyncio.ensure_future(stop.wait())
+            stopping.add_done_callback(self._abandon_receives)
+        if stop.is_set():
+            return None
+        task = asyncio.current_task()
+        assert task is not None
         self.requests += 1
-        receive = asyncio.ensure_future(
-            self.client.receive_message(
+        self._receiving.add(task)
+        try:
+            return await self.client.receive_message(  # type: ignore[no-any-return]
                 QueueUrl=self.url,
                 MaxNumberOfMessages=MAX_MESSAGES,
                 WaitTimeSeconds=self.wait_time_s,
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             )
-        )
-        stopping = self._stopping
-        if stopping is None or (stopping.done() and not stop.is_set()):
-            stopping = self._stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if receive.done():
-            return receive.result()  # type: ignore[no-any-return]
-        # Stop receiving: abandon the long poll. Anything SQS handed out in that response
-        # stays invisible until its visibility timeout and is then redelivered; nothing lost.
-        receive.cancel()
-        with contextlib.suppress(BaseException):  # cancelled on purpose
-            await receive
-        return None
+        except asyncio.CancelledError:
+            if task not in self._abandoned:
+                raise  # cancelled from outside: not ours to swallow
+            # Stop receiving: the long poll was abandoned. Anything SQS handed out in that
+            # response stays invisible until its visibility timeout and is then redelivered;
+            # nothing is lost.
+            self._abandoned.discard(task)
+            if task.uncancel() > 0:
+                raise  # also cancelled from outside meanwhile
+            return None
+        finally:
+            self._receiving.discard(task)
 
     async def delete(self, messages: Sequence[Message]) -> None:
         """DeleteMessageBatch in tens; retry the failed entries a few times, then leave them
         to reappear (dedupe makes a redelivery harmless)."""
         for i in range(0, len(messages), MAX_MESSAGES):
             chunk = {str(j): m for j, m in enumerate(messages[i : i + MAX_MESSAGES])}
-            backoff = Backoff(base=0.2, cap=5.0)
+            backoff = None  # made on the first retry: a Random seeds itself from the OS
             for attempt in range(4):
                 try:
                     self.requests += 1
@@ -221,6 +249,7 @@ class SqsSource:
                     )
                     if not err.transient:
                         break
+                    backoff = backoff or Backoff(base=0.2, cap=5.0)
                     await self.sleep(backoff.next())
                     continue
                 failed = resp.get("Failed") or []
@@ -233,9 +262,31 @@ class SqsSource:
                 chunk = {f["Id"]: chunk[f["Id"]] for f in failed if not f.get("SenderFault")}
                 if not chunk:
                     break
+                backoff = backoff or Backoff(base=0.2, cap=5.0)
                 await self.sleep(backoff.next())
             if chunk:
                 log.warning("sqs_delete_gave_up", queue=self.name, messages=len(chunk))
+
+
+class _LazyKeeper:
+    """Starts `SqsSource._keep_invisible` for a batch once it has been in flight for half the
+    visibility timeout; cancelled when the batch is done."""
+
+    __slots__ = ("_batch", "_source", "_task", "_timer")
+
+    def __init__(self, source: SqsSource, batch: Sequence[Message]) -> None:
+        self._source = source
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(source.keep_period_s, self._start)
+
+    def _start(self) -> None:
+        self._task = asyncio.create_task(self._source._keep_invisible(self._batch))
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 async def _wait(

@@ -3,6 +3,12 @@
 Every call runs on one dedicated thread that owns the connection, so the event loop never
 blocks on disk and SQLite never sees two threads. A commit is one transaction: buckets,
 states, dedupe keys and audit entries land together or not at all.
+
+Dedupe keys are appended, one row per commit holding all of its keys as one blob (and their
+event times as another), rather than one B-tree entry per key: the keys are random digests, so
+per-key rows dirtied a leaf page (and one of the time index) per key and commit, most of a
+commit's cost. A row is pruned once its newest key is past the horizon; older keys in a row
+that is kept are skipped at load, so what loads is the same set.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import asyncio
 import json
 import sqlite3
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,8 +38,14 @@ CREATE TABLE IF NOT EXISTS buckets (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS buckets_start ON buckets (start);
 CREATE TABLE IF NOT EXISTS tenants (tenant TEXT PRIMARY KEY, state TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS seen (key BLOB PRIMARY KEY, time REAL NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_time ON seen (time);
+CREATE TABLE IF NOT EXISTS seen_keys (
+    id INTEGER PRIMARY KEY,   -- commit order
+    newest REAL NOT NULL,     -- the latest event time among the row's keys
+    width INTEGER NOT NULL,   -- bytes per key
+    keys BLOB NOT NULL,       -- the keys, concatenated
+    times BLOB NOT NULL       -- their event times, float64 little-endian, in the same order
+);
+CREATE INDEX IF NOT EXISTS seen_keys_newest ON seen_keys (newest);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time REAL NOT NULL, tenant TEXT NOT NULL, channel TEXT NOT NULL, decision TEXT NOT NULL,
@@ -45,7 +57,62 @@ CREATE INDEX IF NOT EXISTS audit_tenant_time ON audit (tenant, time);
 CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
 CREATE INDEX IF NOT EXISTS audit_pending ON audit (id) WHERE pending IS NOT NULL;
 """
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+# 1 → 2: dedupe keys from `seen` (one row per key) to `seen_keys` (one row per commit).
+_MIGRATE_1_TO_2 = 10_000  # keys per migrated row
+
+
+def key_rows(keys: Sequence[tuple[bytes, float]]) -> list[tuple[float, int, bytes, bytes]]:
+    """`seen_keys` rows (newest, width, keys, times) for one commit's keys: one row, or one per
+    key length should keys of several lengths come together."""
+    if not keys:
+        return []
+    width = len(keys[0][0])
+    if all(len(k) == width for k, _ in keys):
+        groups = [keys]
+    else:
+        by_width: dict[int, list[tuple[bytes, float]]] = {}
+        for kt in keys:
+            by_width.setdefault(len(kt[0]), []).append(kt)
+        groups = list(by_width.values())
+    rows = []
+    for group in groups:
+        times = [t for _, t in group]
+        rows.append(
+            (
+                max(times),
+                len(group[0][0]),
+                b"".join([k for k, _ in group]),
+                struct.pack(f"<{len(times)}d", *times),
+            )
+        )
+    return rows
+
+
+def _row_keys(width: int, keys: bytes, times: bytes) -> Iterator[tuple[bytes, float]]:
+    """One `seen_keys` row's (key, time) pairs, in the order they were committed."""
+    ts = struct.unpack(f"<{len(times) // 8}d", times)
+    if width <= 0 or len(keys) != width * len(ts):
+        raise StoreError(f"seen_keys row of {len(keys)} bytes for {len(ts)} keys of {width}")
+    return zip([keys[i : i + width] for i in range(0, len(keys), width)], ts, strict=True)
+
+
+def newest_keys(
+    rows: Iterable[tuple[int, bytes, bytes]], *, since: float, limit: int
+) -> list[tuple[bytes, float]]:
+    """The last `limit` distinct keys committed whose time is `since` or later, oldest first
+    (the order the in-memory set adds and evicts them in). `rows`: (width, keys, times) of
+    `seen_keys`, newest commit first."""
+    out: dict[bytes, float] = {}
+    if limit <= 0:
+        return []
+    for width, keys, times in rows:
+        for key, t in reversed(list(_row_keys(width, keys, times))):
+            if t >= since and key not in out:
+                out[key] = t
+                if len(out) >= limit:
+                    return list(reversed(out.items()))
+    return list(reversed(out.items()))
 
 
 def path_from_url(url: str) -> Path:
@@ -56,6 +123,29 @@ def path_from_url(url: str) -> Path:
     if not rest:
         raise ValueError("names no file")
     return Path(rest)
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Schema 1 kept one `seen` row per key: move them into `seen_keys` rows (in time order,
+    so the newest stay the newest) in one transaction, and drop the old table."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        old = db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='seen'"
+        ).fetchone()
+        if old is not None:
+            cur = db.execute("SELECT key, time FROM seen ORDER BY time")
+            while chunk := cur.fetchmany(_MIGRATE_1_TO_2):
+                db.executemany(
+                    "INSERT INTO seen_keys (newest, width, keys, times) VALUES (?, ?, ?, ?)",
+                    key_rows([(bytes(k), t) for k, t in chunk]),
+                )
+            db.execute("DROP TABLE seen")
+        db.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
+        db.execute("COMMIT")
+    except sqlite3.Error as e:
+        db.execute("ROLLBACK")
+        raise StoreError(f"sqlite schema migration 1 → 2 failed: {e}") from e
 
 
 def _entry(row: sqlite3.Row) -> dict[str, Any]:
@@ -100,6 +190,8 @@ class SqliteStore:
         row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif row[0] == "1":
+            _migrate_1_to_2(db)
         elif row[0] != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: schema version {row[0]}, this build reads {SCHEMA_VERSION}"
@@ -117,15 +209,17 @@ class SqliteStore:
                 out.buckets.append((tenant, channel, start, _COUNTS.unpack(counts)))
             # The newest keys, oldest first, so the in-memory set evicts in the same order.
             rows = db.execute(
-                "SELECT key, time FROM seen WHERE time >= ? ORDER BY time DESC LIMIT ?",
-                (keys_since, max_keys),
-            ).fetchall()
-            out.keys = [(bytes(k), t) for k, t in reversed(rows)]
+                "SELECT width, keys, times FROM seen_keys WHERE newest >= ? ORDER BY id DESC",
+                (keys_since,),
+            )
+            out.keys = newest_keys(rows, since=keys_since, limit=max_keys)
             return out
 
         return await self._run(load)
 
     async def commit(self, changes: Changes) -> list[int]:
+        pack = _COUNTS.pack
+
         def commit(db: sqlite3.Connection) -> list[int]:
             ids: list[int] = []
             try:
@@ -134,15 +228,24 @@ class SqliteStore:
                     db.execute(
                         "DELETE FROM buckets WHERE tenant=? AND channel=?", (tenant, channel)
                     )
-                db.executemany(
-                    "INSERT OR REPLACE INTO buckets VALUES (?, ?, ?, ?)",
-                    [(t, c, s, _COUNTS.pack(*counts)) for t, c, s, counts in changes.buckets],
-                )
-                db.executemany(
-                    "INSERT OR REPLACE INTO tenants VALUES (?, ?)",
-                    [(t, json.dumps(st.to_dict())) for t, st in changes.states],
-                )
-                db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", changes.keys)
+                if changes.buckets:
+                    # An upsert rewrites the row in place; REPLACE would delete and re-insert
+                    # it, and touch the `start` index for nothing.
+                    db.executemany(
+                        "INSERT INTO buckets VALUES (?, ?, ?, ?) ON CONFLICT"
+                        " (tenant, channel, start) DO UPDATE SET counts = excluded.counts",
+                        [(t, c, s, pack(*counts)) for t, c, s, counts in changes.buckets],
+                    )
+                if changes.states:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO tenants VALUES (?, ?)",
+                        [(t, json.dumps(st.to_dict())) for t, st in changes.states],
+                    )
+                if changes.keys:
+                    db.executemany(
+                        "INSERT INTO seen_keys (newest, width, keys, times) VALUES (?, ?, ?, ?)",
+                        key_rows(changes.keys),
+                    )
                 for d in changes.decisions:
                     cur = db.execute(
                         "INSERT INTO audit (time, tenant, channel, decision, actor, reason,"
@@ -159,12 +262,10 @@ class SqliteStore:
                         ),
                     )
                     ids.append(int(cur.lastrowid or 0))
-                db.executemany(
-                    "DELETE FROM tenants WHERE tenant=?", [(t,) for t in changes.evicted]
-                )
-                db.executemany(
-                    "DELETE FROM buckets WHERE tenant=?", [(t,) for t in changes.evicted]
-                )
+                if changes.evicted:
+                    gone = [(t,) for t in changes.evicted]
+                    db.executemany("DELETE FROM tenants WHERE tenant=?", gone)
+                    db.executemany("DELETE FROM buckets WHERE tenant=?", gone)
                 db.execute("COMMIT")
             except sqlite3.Error as e:
                 if db.in_transaction:
@@ -219,7 +320,9 @@ class SqliteStore:
     async def prune(self, *, before: float, keys_before: float) -> None:
         def prune(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM buckets WHERE start < ?", (before,))
-            db.execute("DELETE FROM seen WHERE time < ?", (keys_before,))
+            # A row goes once its newest key is past; older keys in a kept row are skipped at
+            # load, so what a restart loads is the same as if each key were pruned alone.
+            db.execute("DELETE FROM seen_keys WHERE newest < ?", (keys_before,))
 
         await self._run(prune)
 

@@ -83,3 +83,56 @@ async def test_receive_errors_are_counted_and_the_loop_keeps_going(sqs: Any) -> 
     )
     assert errors is not None and errors >= 3
     assert len(naps) >= 3 and all(0 <= d <= 30 for d in naps)  # backed off, never crashed
+
+
+async def test_stop_abandons_the_long_polls_and_a_quick_batch_is_never_extended(
+    sqs: Any,
+) -> None:
+    queue = (await sqs.create_queue(QueueName="stop-abandons"))["QueueUrl"]
+    await sqs.send_message(QueueUrl=queue, MessageBody="hello")
+    handled: list[str] = []
+
+    async def handler(batch: Sequence[Message]) -> Sequence[Message]:
+        handled.extend(m.body for m in batch)
+        return batch
+
+    stop = asyncio.Event()
+    source = SqsSource(
+        client=sqs,
+        queue_url=queue,
+        handler=handler,
+        metrics=Metrics(CollectorRegistry()),
+        clock=lambda: 0.0,
+        pollers=3,
+        wait_time_s=20,
+    )
+    task = asyncio.create_task(source.run(stop))
+    await eventually(lambda: source.deleted == 1, what="message deleted")
+    # Every poller is now in a 20 s long poll on the empty queue.
+    await eventually(lambda: len(source._receiving) == 3, what="three pollers waiting")
+    stop.set()
+    await asyncio.wait_for(task, 5)  # well inside WaitTimeSeconds: the polls were abandoned
+    assert handled == ["hello"]
+    assert source.extended == 0  # done long before half the visibility timeout
+    assert not source._receiving and not source._abandoned
+
+
+async def test_a_poller_cancelled_from_outside_is_not_taken_for_a_stop(sqs: Any) -> None:
+    queue = (await sqs.create_queue(QueueName="outside-cancel"))["QueueUrl"]
+    stop = asyncio.Event()
+    source = SqsSource(
+        client=sqs,
+        queue_url=queue,
+        handler=lambda b: asyncio.sleep(0, b),
+        metrics=Metrics(CollectorRegistry()),
+        clock=lambda: 0.0,
+        pollers=1,
+        wait_time_s=20,
+    )
+    task = asyncio.create_task(source.run(stop))
+    await eventually(lambda: len(source._receiving) == 1, what="the poller waiting")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert task.cancelled()
+    assert not stop.is_set()
