@@ -78,7 +78,7 @@ class Committer:
         the actuator). `linger`: may wait a little for other batches to share the commit."""
         self._requested += 1
         ticket = self._requested
-        if linger and self.gather > 1 and self._requested - self._drained < self.gather:
+        if linger and self.linger_s > 0 and self._requested - self._drained < self.gather:
             await self._linger()
         else:
             self._release()
