@@ -21,14 +21,17 @@ import re
 import sys
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
+
 from monitor.core.decode import AnyEvent, DecodeError, DecodeReason
 from monitor.core.decode.envelope import decode_body, decode_object
+from monitor.core.decode.ses import SES_EVENT_TYPES, decode_known_event
 from monitor.core.engine import Engine, MessageResult
 from monitor.core.events import Channel, Event, Outcome, TenantHints
 from monitor.core.rules import RATES_BY_CHANNEL, Rate, Rules, RulesError, Threshold
@@ -40,6 +43,10 @@ TICK_S = 5.0  # the daemon's tick: auto-resume, and warnings that clear as windo
 CHUNK_CHARS = 1 << 20
 # A record this long without a parse is broken, not merely cut by a chunk boundary.
 MAX_RECORD_CHARS = 64 << 20
+TAIL_CHARS = 1 << 16  # see JsonStream._value
+# A line that may nest this deep takes the general path: the json module gives up at its
+# recursion limit (1000 frames, its own and the caller's), orjson at 1024 levels.
+DEEP_NESTING = 500
 PROGRESS_EVERY = 20_000  # records or events between progress updates (stderr TTY only)
 DRAIN_EVERY = 65_536  # events between drains of what the engine keeps for a store
 ALL_RATES = tuple(r for rates in RATES_BY_CHANNEL.values() for r in rates)
@@ -54,6 +61,11 @@ _INVALID_JSON = DecodeError(DecodeReason.INVALID_JSON, "record")
 _INVALID_UTF8 = DecodeError(DecodeReason.INVALID_UTF8, "record")
 _NOT_AN_OBJECT = DecodeError(DecodeReason.NOT_AN_OBJECT, "record")
 _NO_BODY = DecodeError(DecodeReason.MISSING_FIELD, "Messages[].Body")
+_orjson_loads = orjson.loads
+# A run of 19 or more digits, found as `_LONG_NUMBER` in text translated by `_DIGITS`: orjson
+# reads an integer that long (beyond 64 bits) as a float, the json module as an int.
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -66,10 +78,20 @@ class JsonStream:
     (JSON Lines, Firehose S3 objects: `}{`), and a top-level array, whose elements are yielded
     one by one. Broken JSON yields a DecodeError and parsing resumes at the next `{` that
     starts a line or follows a `}`, so one bad record costs only itself.
+
+    JSON Lines take a fast path: where the rest of a line already in the buffer is one JSON
+    object (orjson, ~3x the json module), that object is the line's value. It is the value the
+    general path would read there, and that path would then skip the newline: the same values,
+    the same reads of the underlying stream, so the same output on any input (see
+    `__iter__`). Anything else (a broken line, an array, a pretty-printed record, a line not
+    yet wholly read) takes the general path, one value at a time.
+
+    `fast_lines=False`: the general path only.
     """
 
-    def __init__(self, read: Callable[[int], str]) -> None:
+    def __init__(self, read: Callable[[int], str], *, fast_lines: bool = True) -> None:
         self._read = read
+        self._fast_lines = fast_lines
         self._buf = ""
         self._pos = 0
         self._eof = False
@@ -79,13 +101,72 @@ class JsonStream:
         self.not_json = False
         self._surrogates = False  # seen in any chunk: only then are records checked one by one
         self.errors: list[tuple[int, int]] = []  # (line, column) of broken JSON, for a warning
+        # The fast path is not tried before this buffer position: the line it is in failed,
+        # or no newline was found up to here. (Without it, a long line of `}{` records would
+        # be searched and parsed again for each of its records.)
+        self._fast_from = 0
+        # Buffer positions where a run of 19 or more digits starts, ascending: orjson reads a
+        # number that long as a float where the json module reads an int, so a line with one
+        # takes the general path. `_long_i`: the first that may lie at or after the position.
+        self._long: list[int] = []
+        self._long_i = 0
+        # Newlines in the buffer before `_counted_to`: the fast path counts the lines it
+        # takes, so that `_where` counts only the rest.
+        self._counted_to = 0
+        self._counted_lines = 0
 
     def __iter__(self) -> Iterator[Any | DecodeError]:
         if self._skip_ws() and self._buf[self._pos] not in '{["':
             self.not_json = True  # a README, a CSV...: not an archive of events at all
             return
         in_array = False
+        fast = self._fast_lines
         while self._skip_ws():
+            if fast and not in_array and self._pos >= self._fast_from:
+                # The fast path, while each rest of a line is one JSON object. At `pos` (not
+                # in an array) the general path would decode one value with the json module,
+                # then skip whitespace. If the text from `pos` to the next newline in the
+                # buffer is one JSON object and whitespace, both parsers read the same object
+                # (orjson is strict RFC 8259, a subset of what the json module takes, and the
+                # two agree on every value but integers of 19+ digits, excluded here, as are
+                # lines that may nest deeper than the json module's recursion limit lets it);
+                # the general path would end it just before that whitespace, and skip it and
+                # the newline: the same value, the same position after it, no read either way.
+                # The next line's leading whitespace orjson skips itself; a blank line fails,
+                # and the general path skips it.
+                buf, pos = self._buf, self._pos
+                long, li = self._long, self._long_i
+                taken = False
+                while True:
+                    nl = buf.find("\n", pos)
+                    if nl < 0:
+                        self._fast_from = len(buf)  # the general path reads the rest, and more
+                        break
+                    while li < len(long) and long[li] < pos:
+                        li += 1
+                    if (li < len(long) and long[li] < nl) or (
+                        nl - pos >= 2 * DEEP_NESTING
+                        and buf.count("{", pos, nl) + buf.count("[", pos, nl) >= DEEP_NESTING
+                    ):
+                        self._fast_from = nl + 1
+                        break
+                    try:
+                        value = _orjson_loads(buf[pos:nl])
+                    except ValueError:  # orjson.JSONDecodeError; also lone surrogates
+                        self._fast_from = nl + 1
+                        break
+                    if type(value) is not dict:
+                        self._fast_from = nl + 1
+                        break
+                    if self._counted_to < pos:  # what the general path took since
+                        self._counted_lines += buf.count("\n", self._counted_to, pos)
+                    self._counted_to = pos = self._pos = nl + 1
+                    self._counted_lines += 1
+                    taken = True
+                    yield value
+                self._long_i = li
+                if taken:
+                    continue
             c = self._buf[self._pos]
             if in_array and c in ",]":
                 self._pos += 1
@@ -105,14 +186,36 @@ class JsonStream:
             self._eof = True
             return False
         # Drop what is consumed so memory holds about one chunk plus the record in progress.
-        self._lines, self._col_base = self._where(self._pos)
-        self._buf = self._buf[self._pos :] + chunk
+        pos = self._pos
+        self._lines, self._col_base = self._where(pos)
+        self._counted_to = self._counted_lines = 0
+        kept = len(self._buf) - pos
+        self._buf = self._buf[pos:] + chunk
+        self._fast_from = max(0, self._fast_from - pos)
+        self._long = [p - pos for p in self._long[self._long_i :] if p >= pos]
+        self._long_i = 0
+        # A run that starts in the kept text within 18 characters of the chunk is found again
+        # here only if it was not before (it needs the chunk's digits to reach 19).
+        self._find_long(max(0, kept - len(_LONG_NUMBER) + 1))
         # isascii() is O(1) in CPython: most archives never pay for the search.
         self._surrogates = self._surrogates or (
             not chunk.isascii() and _SURROGATE.search(chunk) is not None
         )
         self._pos = 0
         return True
+
+    def _find_long(self, start: int) -> None:
+        """Note the runs of 19+ digits that start at or after `start` in the buffer."""
+        text = self._buf[start:]
+        ascii_ = text.isascii()
+        data = text.encode("utf-8", "surrogateescape")
+        digits = data.translate(_DIGITS)
+        found = digits.find(_LONG_NUMBER)
+        while found >= 0:
+            at = found if ascii_ else len(data[:found].decode("utf-8", "surrogateescape"))
+            if not self._long or self._long[-1] < start + at:
+                self._long.append(start + at)
+            found = digits.find(_LONG_NUMBER, found + len(_LONG_NUMBER))
 
     def _skip_ws(self) -> bool:
         """Move to the next non-whitespace character; False at the end of the stream."""
@@ -126,10 +229,20 @@ class JsonStream:
     def _value(self) -> Any | DecodeError:
         while True:
             start = self._pos
+            # Near the end of the buffer (where a record cut by the chunk boundary is), the
+            # rest is decoded on its own: a JSONDecodeError counts the lines of what it is
+            # given up to the error, for its message, which would be the whole buffer.
+            tail = len(self._buf) - start <= TAIL_CHARS
             try:
-                value, end = self._decoder.raw_decode(self._buf, start)
+                if tail:
+                    value, end = self._decoder.raw_decode(self._buf[start:])
+                    end += start
+                else:
+                    value, end = self._decoder.raw_decode(self._buf, start)
             except json.JSONDecodeError as e:
-                if self._incomplete(e, start) and self._fill():
+                if self._incomplete(e.pos + start if tail else e.pos, e.msg, start) and (
+                    self._fill()
+                ):
                     continue
                 self._resync()
                 return _INVALID_JSON
@@ -141,16 +254,19 @@ class JsonStream:
                 return _INVALID_UTF8
             return value
 
-    def _incomplete(self, e: json.JSONDecodeError, start: int) -> bool:
+    def _incomplete(self, error_pos: int, msg: str, start: int) -> bool:
         """Could more input complete this record? (A cut at a chunk boundary fails at the
         end of the buffer, or as a string that does not end.)"""
         if self._eof or len(self._buf) - start > MAX_RECORD_CHARS:
             return False
-        return e.pos >= len(self._buf) - 8 or e.msg.startswith("Unterminated string")
+        return error_pos >= len(self._buf) - 8 or msg.startswith("Unterminated string")
 
     def _where(self, pos: int) -> tuple[int, int]:
         """Newlines before `pos`, and characters since the last one."""
-        n = self._buf.count("\n", 0, pos)
+        if pos >= self._counted_to:
+            n = self._counted_lines + self._buf.count("\n", self._counted_to, pos)
+        else:
+            n = self._buf.count("\n", 0, pos)
         if n == 0:
             return self._lines, self._col_base + pos
         return self._lines + n, pos - self._buf.rindex("\n", 0, pos) - 1
@@ -227,6 +343,124 @@ def open_text(path: Path) -> TextIO:
     return io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
 
 
+class Decoded:
+    """The records of (part of) a file, decoded as `records` and `_decode` do: the events in
+    input order, and the undecodable counted by reason."""
+
+    __slots__ = ("events", "records", "undecodable")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.undecodable: Counter[str] = Counter()
+        self.events: list[AnyEvent] = []
+
+    def add_value(self, value: Any | DecodeError) -> None:
+        """One top-level value of a file."""
+        if type(value) is dict and "Messages" not in value and "Body" not in value:
+            self.records += 1  # `records` would yield it as it is: the one common case
+            decoded = _decode_object(value)
+            if isinstance(decoded, DecodeError):
+                self.undecodable[decoded.reason.value] += 1
+            else:
+                self.events += decoded
+            return
+        for rec in records(value):
+            self.add(rec)
+
+    def add_all(
+        self, values: Iterable[Any | DecodeError], progress: Callable[[int], None] | None = None
+    ) -> None:
+        """`add_value` for each, with the common case written out; `progress(records)` about
+        every PROGRESS_EVERY records. (An exception from `values` leaves what came before.)"""
+        undecodable, events = self.undecodable, self.events
+        next_progress = self.records + PROGRESS_EVERY
+        for value in values:
+            if type(value) is dict and "Messages" not in value and "Body" not in value:
+                self.records += 1
+                decoded = _decode_object(value)
+                if isinstance(decoded, DecodeError):
+                    undecodable[decoded.reason.value] += 1
+                else:
+                    events += decoded
+            else:
+                self.add_value(value)
+            if progress is not None and self.records >= next_progress:
+                progress(self.records)
+                next_progress = self.records + PROGRESS_EVERY
+
+    def add(self, rec: dict[str, Any] | str | DecodeError) -> None:
+        """One record."""
+        self.records += 1
+        decoded = _decode(rec)
+        if isinstance(decoded, DecodeError):
+            self.undecodable[decoded.reason.value] += 1
+        else:
+            self.events += decoded
+
+
+def _decode(rec: dict[str, Any] | str | DecodeError) -> list[AnyEvent] | DecodeError:
+    if isinstance(rec, DecodeError):
+        return rec
+    if isinstance(rec, str):
+        return decode_body(rec)
+    return _decode_object(rec)
+
+
+def _decode_object(rec: dict[str, Any]) -> list[AnyEvent] | DecodeError:
+    """`decode_object`. A raw SES event-publishing record (Firehose's JSON Lines) goes straight
+    to its decoder, as `decode_body` sends one from an SNS envelope: decode_object would get
+    there too (no `Type`, no `detail-type`: no envelope; its `eventType` is not TEXT_*...),
+    only after checking what this checks, again."""
+    event_type = rec.get("eventType")
+    if (
+        type(event_type) is str
+        and event_type in SES_EVENT_TYPES
+        and "Type" not in rec
+        and "detail-type" not in rec
+    ):
+        return decode_known_event(rec, event_type)
+    return decode_object(rec)
+
+
+@dataclass(slots=True)
+class FileRead:
+    """What reading (part of) one file gave, and the warning for stderr if any."""
+
+    decoded: Decoded
+    warning: str | None = None
+    unreadable: bool = False
+    skipped: bool = False  # not JSON
+
+
+def read_file(path: Path, *, progress: Callable[[int], None] | None = None) -> FileRead:
+    """Read and decode one file's records.
+
+    `progress(records)` is called every PROGRESS_EVERY records or so.
+    """
+    out = Decoded()
+    try:
+        with open_text(path) as f:
+            stream = JsonStream(f.read)
+            out.add_all(stream, progress)
+    except (OSError, EOFError, zlib.error, UnicodeError) as e:
+        return FileRead(
+            out,
+            f"replay: {path}: cannot read ({_why(e)}); records before the problem kept",
+            unreadable=True,
+        )
+    if stream.not_json:
+        return FileRead(out, skipped=True)
+    if stream.errors:
+        (line, col), more = stream.errors[0], len(stream.errors) - 1
+        return FileRead(
+            out,
+            f"replay: {path}:{line}: invalid JSON at column {col}"
+            + (f" (and {more} more records)" if more else "")
+            + "; skipped to the next record",
+        )
+    return FileRead(out)
+
+
 # -- replaying -------------------------------------------------------------------------------
 
 
@@ -293,6 +527,7 @@ class Replayer:
         self.events: list[AnyEvent] = []
         self.files_total = 0  # for the progress line
         self._hints: dict[TenantHints, TenantHints] = {}
+        self._hint_ids: dict[int, tuple[TenantHints, TenantHints]] = {}  # id → (it, shared)
         self._domains: dict[tuple[str, ...], tuple[str, ...]] = {}
         # (tenant, channel) → (its TenantRecord, a min_volume check, its peaks, its rates)
         self._samplers: dict[
@@ -304,51 +539,41 @@ class Replayer:
     def read_file(self, path: Path) -> str | None:
         """Read one file's records; returns a warning for stderr, or None."""
         self.stats.files += 1
-        try:
-            with open_text(path) as f:
-                stream = JsonStream(f.read)
-                for value in stream:
-                    for rec in records(value):
-                        self._add(rec)
-        except (OSError, EOFError, zlib.error, UnicodeError) as e:
-            self.stats.unreadable_files += 1
-            return f"replay: {path}: cannot read ({_why(e)}); records before the problem kept"
-        if stream.not_json:
-            self.stats.skipped_files += 1
-            return None
-        if stream.errors:
-            (line, col), more = stream.errors[0], len(stream.errors) - 1
-            return (
-                f"replay: {path}:{line}: invalid JSON at column {col}"
-                + (f" (and {more} more records)" if more else "")
-                + "; skipped to the next record"
-            )
-        return None
+        before = self.stats.records
 
-    def _add(self, rec: dict[str, Any] | str | DecodeError) -> None:
-        self.stats.records += 1
-        if self.stats.records % PROGRESS_EVERY == 0:
-            self.progress.reading(self.stats.files, self.files_total, self.stats.records)
-        if isinstance(rec, DecodeError):
-            decoded: list[AnyEvent] | DecodeError = rec
-        elif isinstance(rec, str):
-            decoded = decode_body(rec)
-        else:
-            decoded = decode_object(rec)
-        if isinstance(decoded, DecodeError):
-            self.stats.undecodable[decoded.reason.value] += 1
-            return
-        for ev in decoded:
-            self.events.append(self._compact(ev) if isinstance(ev, Event) else ev)
+        def progress(records: int) -> None:
+            self.progress.reading(self.stats.files, self.files_total, before + records)
 
-    def _compact(self, ev: Event) -> Event:
+        r = read_file(path, progress=progress)
+        self._take(r.decoded.records, r.decoded.undecodable, self._compact(r.decoded.events))
+        self.stats.unreadable_files += r.unreadable
+        self.stats.skipped_files += r.skipped
+        return r.warning
+
+    def _take(self, records: int, undecodable: Mapping[str, int], events: list[AnyEvent]) -> None:
+        self.stats.records += records
+        self.stats.undecodable.update(undecodable)
+        self.events += events
+
+    def _compact(self, events: list[AnyEvent]) -> list[AnyEvent]:
         """Share equal hints and domain lists between events: a month of events is held in
-        memory before the sort, and most of them repeat a few tenants' hints."""
-        hints = self._hints.setdefault(ev.hints, ev.hints)
-        domains = self._domains.setdefault(ev.recipient_domains, ev.recipient_domains)
-        if hints is ev.hints and domains is ev.recipient_domains:
-            return ev
-        return Event(ev.key, ev.time, ev.channel, ev.outcome, ev.count, hints, domains)
+        memory before the sort, and most of them repeat a few tenants' hints. (Decoders
+        already share theirs, a bounded number: by identity, most are found at once.)"""
+        ids, domains = self._hint_ids, self._domains
+        out = []
+        for ev in events:
+            if type(ev) is Event:
+                h, d = ev[5], ev[6]
+                hit = ids.get(id(h))
+                if hit is None or hit[0] is not h:
+                    hit = ids[id(h)] = (h, self._hints.setdefault(h, h))
+                if d:
+                    d = domains.setdefault(d, d)
+                if hit[1] is not h or d is not ev[6]:
+                    out.append(_new_tuple(Event, (ev[0], ev[1], ev[2], ev[3], ev[4], hit[1], d)))
+                    continue
+            out.append(ev)
+        return out
 
     # replaying
 
@@ -548,6 +773,7 @@ class Replayer:
 _event_time = operator.attrgetter("time")
 _PROCESSED, _DUPLICATE = MessageResult.PROCESSED, MessageResult.DUPLICATE
 _ZERO = Threshold(warn=0.0, pause=0.0)
+_new_tuple: Callable[..., Any] = tuple.__new__  # Event(...) without its Python __new__
 
 
 def _why(e: BaseException) -> str:
