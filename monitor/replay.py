@@ -1,26 +1,39 @@
 """`reputation-monitor replay PATH...`: backtest the rules on archived events.
 
-Reads every record first (files and directories of JSON, JSON Lines, gzip, Firehose S3
-objects, SQS receive-message dumps), decodes each exactly as the daemon does
-(`decode_object` / `decode_body`), sorts the events by event time (stable: input order breaks
-ties), then feeds them to the daemon's own Engine. "Now" is the newest event time seen
-(contract, "Rates"); all events of one instant are ingested together and evaluated at once, so
-a crossing is decided at the instant that causes it. No wall clock, no store, no actions: the
-output depends on the input and the rules alone, byte for byte.
+Reads every record (files and directories of JSON, JSON Lines, gzip, Firehose S3 objects, SQS
+receive-message dumps), decodes each exactly as the daemon does (`decode_object` /
+`decode_body`), sorts the events by event time (stable: input order breaks ties), and feeds
+them to the daemon's own Engine. "Now" is the newest event time seen (contract, "Rates"); all
+events of one instant are ingested together and evaluated at once, so a crossing is decided at
+the instant that causes it. No wall clock, no store, no actions: the output depends on the
+input and the rules alone, byte for byte.
+
+How it gets there fast, none of it changing a byte of the output: JSON Lines are parsed with
+orjson a line at a time (the general reader takes anything else); with worker processes, the
+main process reads and the workers parse and decode, while the events already read are
+replayed, as far as the archive's time order makes that safe (see `_Speculation`).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import gc
 import gzip
 import io
 import json
+import math
+import multiprocessing
 import operator
 import os
+import queue
 import re
+import signal
 import sys
+import threading
+import traceback
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +79,7 @@ _orjson_loads = orjson.loads
 # reads an integer that long (beyond 64 bits) as a float, the json module as an int.
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _LONG_NUMBER = b"0" * 19
+_DIGIT_CHARS = str.maketrans("123456789", "000000000")
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -86,12 +100,23 @@ class JsonStream:
     `__iter__`). Anything else (a broken line, an array, a pretty-printed record, a line not
     yet wholly read) takes the general path, one value at a time.
 
+    `skip_to`: start at this character offset, which must follow only whitespace and lines
+    that are each one JSON object (a reader that has taken those lines elsewhere resumes here
+    as if it had read them: the chunks read are the same, so is all that follows).
     `fast_lines=False`: the general path only.
     """
 
-    def __init__(self, read: Callable[[int], str], *, fast_lines: bool = True) -> None:
+    def __init__(
+        self,
+        read: Callable[[int], str],
+        *,
+        skip_to: int = 0,
+        chunk_chars: int = 0,
+        fast_lines: bool = True,
+    ) -> None:
         self._read = read
         self._fast_lines = fast_lines
+        self._chunk_chars = chunk_chars or CHUNK_CHARS
         self._buf = ""
         self._pos = 0
         self._eof = False
@@ -101,6 +126,8 @@ class JsonStream:
         self.not_json = False
         self._surrogates = False  # seen in any chunk: only then are records checked one by one
         self.errors: list[tuple[int, int]] = []  # (line, column) of broken JSON, for a warning
+        self._skip_to = skip_to
+        self._dropped = 0  # characters dropped from the buffer's front
         # The fast path is not tried before this buffer position: the line it is in failed,
         # or no newline was found up to here. (Without it, a long line of `}{` records would
         # be searched and parsed again for each of its records.)
@@ -116,7 +143,9 @@ class JsonStream:
         self._counted_lines = 0
 
     def __iter__(self) -> Iterator[Any | DecodeError]:
-        if self._skip_ws() and self._buf[self._pos] not in '{["':
+        if self._skip_to:
+            self._skip()
+        elif self._skip_ws() and self._buf[self._pos] not in '{["':
             self.not_json = True  # a README, a CSV...: not an archive of events at all
             return
         in_array = False
@@ -178,10 +207,18 @@ class JsonStream:
                 continue
             yield self._value()
 
+    def _skip(self) -> None:
+        """Move to `skip_to`, reading the chunks the general path would have read by then."""
+        while self._dropped + len(self._buf) < self._skip_to:
+            self._pos = len(self._buf)
+            if not self._fill():
+                break
+        self._pos = min(self._skip_to - self._dropped, len(self._buf))
+
     def _fill(self) -> bool:
         if self._eof:
             return False
-        chunk = self._read(CHUNK_CHARS)
+        chunk = self._read(self._chunk_chars)
         if not chunk:
             self._eof = True
             return False
@@ -191,6 +228,7 @@ class JsonStream:
         self._counted_to = self._counted_lines = 0
         kept = len(self._buf) - pos
         self._buf = self._buf[pos:] + chunk
+        self._dropped += pos
         self._fast_from = max(0, self._fast_from - pos)
         self._long = [p - pos for p in self._long[self._long_i :] if p >= pos]
         self._long_i = 0
@@ -432,15 +470,21 @@ class FileRead:
     skipped: bool = False  # not JSON
 
 
-def read_file(path: Path, *, progress: Callable[[int], None] | None = None) -> FileRead:
-    """Read and decode one file's records.
+def read_file(
+    path: Path,
+    *,
+    skip_to: int = 0,
+    chunk_chars: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> FileRead:
+    """Read and decode one file's records (from character `skip_to`: see JsonStream).
 
     `progress(records)` is called every PROGRESS_EVERY records or so.
     """
     out = Decoded()
     try:
         with open_text(path) as f:
-            stream = JsonStream(f.read)
+            stream = JsonStream(f.read, skip_to=skip_to, chunk_chars=chunk_chars)
             out.add_all(stream, progress)
     except (OSError, EOFError, zlib.error, UnicodeError) as e:
         return FileRead(
@@ -459,6 +503,393 @@ def read_file(path: Path, *, progress: Callable[[int], None] | None = None) -> F
             + "; skipped to the next record",
         )
     return FileRead(out)
+
+
+# -- reading in worker processes -------------------------------------------------------------
+#
+# The main process reads each file as `read_file` does, a chunk of text at a time, and sends
+# the whole lines of each chunk (a block) to worker processes, which parse and decode them and
+# send back the events. A block is taken only if every line in it is one JSON object or blank
+# (JSON Lines, as Firehose and `jq -c` write them): then its records are the ones the general
+# path reads there (see JsonStream.__iter__). From the first block that is not, or where a
+# read fails, the rest of the file is read by a worker as `read_file` reads it, from that
+# block's first character (`skip_to`): the same chunks are read before it, so what is kept
+# and the warnings are the same too.
+
+PARALLEL_MIN_BYTES = 8 << 20  # less input is read sooner than worker processes start
+MAX_LINE_CHARS = 16 << 20  # a "line" this long is no JSON Line: the general path reads on
+
+# A block's events, packed for the pipe: each Event as a plain tuple whose hints are a number
+# in the worker's table (a TenantHints is sent once per worker, `new_hints`); the rare
+# TenantStatusEvent as it is.
+Packed = list[tuple[bytes, float, Channel, Outcome, int, int, tuple[str, ...]] | AnyEvent]
+
+
+class _Packer:
+    """Packs a worker's events: numbers its TenantHints objects (decoders share them)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[int, tuple[TenantHints, int]] = {}  # id → (the object, kept alive; n)
+        self._new: list[TenantHints] = []
+
+    def pack(self, events: list[AnyEvent]) -> Packed:
+        ids = self._ids
+        out: Packed = []
+        for ev in events:
+            if type(ev) is Event:
+                h = ev[5]
+                hit = ids.get(id(h))
+                if hit is None:
+                    hit = ids[id(h)] = (h, len(ids))
+                    self._new.append(h)
+                out.append((ev[0], ev[1], ev[2], ev[3], ev[4], hit[1], ev[6]))
+            else:
+                out.append(ev)
+        return out
+
+    def new_hints(self) -> list[TenantHints]:
+        """The hints numbered since the last call, in order."""
+        new, self._new = self._new, []
+        return new
+
+
+def _read_block(text: str, packer: _Packer) -> tuple[Any, ...]:
+    """("fast", new hints, has content, records, undecodable, packed events), or ("slow",) if
+    a line of the block is not one JSON object or blank, or is one the general path might
+    read differently (see the fast path in JsonStream.__iter__; a line with a run of 19+
+    digits, which may be an integer orjson reads as a float, is read with the json module).
+    """
+    data = text.encode("utf-8", "surrogateescape")
+    digits = data.translate(_DIGITS)
+    long = digits.find(_LONG_NUMBER)  # where the next run of 19+ digits starts, or -1
+    if long >= 0 and not text.isascii():  # positions in characters, not bytes
+        digits = text.translate(_DIGIT_CHARS).encode("utf-8", "surrogateescape")
+        long = digits.find(_LONG_NUMBER)
+    out = Decoded()
+    undecodable, events = out.undecodable, out.events
+    content = False
+    pos, end = 0, len(text)
+    while pos < end:
+        nl = text.find("\n", pos)
+        if nl < 0:
+            nl = end
+        line = text[pos:nl]
+        pos = nl + 1
+        try:
+            value = _orjson_loads(line)
+        except ValueError:  # orjson.JSONDecodeError; also lone surrogates (bad UTF-8)
+            if line.strip(" \t\r"):
+                return ("slow",)
+            continue  # a blank line: whitespace to the general path too
+        if type(value) is not dict:
+            return ("slow",)
+        if len(line) >= 2 * DEEP_NESTING and line.count("{") + line.count("[") >= DEEP_NESTING:
+            return ("slow",)
+        if 0 <= long < nl:  # a line with a run of 19+ digits: the json module's reading
+            long = digits.find(_LONG_NUMBER, nl)
+            try:
+                value = json.loads(line)
+            except (ValueError, RecursionError):
+                return ("slow",)
+        content = True
+        if "Messages" in value or "Body" in value:
+            out.add_value(value)
+            continue
+        out.records += 1  # `add_value`, written out for the common case
+        decoded = _decode_object(value)
+        if isinstance(decoded, DecodeError):
+            undecodable[decoded.reason.value] += 1
+        else:
+            events += decoded
+    packed = packer.pack(out.events)
+    return ("fast", packer.new_hints(), content, out.records, dict(out.undecodable), packed)
+
+
+def _read_rest(path: str, skip_to: int, chunk_chars: int, packer: _Packer) -> tuple[Any, ...]:
+    """("file", new hints, records, undecodable, packed events, warning, unreadable,
+    skipped)."""
+    r = read_file(Path(path), skip_to=skip_to, chunk_chars=chunk_chars)
+    d = r.decoded
+    packed = packer.pack(d.events)
+    return (
+        "file",
+        packer.new_hints(),
+        d.records,
+        dict(d.undecodable),
+        packed,
+        r.warning,
+        r.unreadable,
+        r.skipped,
+    )
+
+
+def _worker(wid: int, tasks: Any, results: Any) -> None:
+    """A worker process: ("block", seq, text) and ("file", seq, path, skip_to, chunk_chars)
+    tasks until None; each result goes back as (seq, wid, payload), in the order taken."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process stops the workers
+    gc.disable()  # short-lived, and nothing it builds holds a cycle
+    packer = _Packer()
+    while (task := tasks.get()) is not None:
+        try:
+            payload = _run_task(task, packer)
+        except BaseException:  # reported to the main process, which raises
+            payload = ("error", traceback.format_exc())
+        results.put((task[1], wid, payload))
+
+
+def _run_task(task: tuple[Any, ...], packer: _Packer) -> tuple[Any, ...]:
+    if task[0] == "block":
+        return _read_block(task[2], packer)
+    return _read_rest(task[2], task[3], task[4], packer)
+
+
+MAIN = -1  # the "worker" number of tasks the main process ran itself
+
+
+class _Workers:
+    """The worker processes, and their results by sequence number."""
+
+    def __init__(self, n: int, on_result: Callable[[int, tuple[Any, ...]], None]) -> None:
+        # fork: nothing to import again. Not where other threads may hold a lock the child
+        # would inherit held (in a test runner, say): there the workers start afresh.
+        fork = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+        ctx: Any = multiprocessing.get_context("fork" if fork else "spawn")
+        self.tasks: Any = ctx.Queue()
+        self.results: Any = ctx.Queue()
+        self.on_result = on_result  # (wid, payload) in the order each worker sent them
+        self.procs = [
+            ctx.Process(target=_worker, args=(i, self.tasks, self.results), daemon=True)
+            for i in range(n)
+        ]
+        for p in self.procs:
+            p.start()
+        self.seq = 0
+        self.in_flight = 0
+        self.done: dict[int, tuple[int, tuple[Any, ...]]] = {}
+        self.packer = _Packer()  # for the tasks run here
+
+    def submit(self, *task: Any, here: bool = False) -> int:
+        """Queue a task for the workers, or run it `here`; its sequence number."""
+        seq = self.seq
+        self.seq += 1
+        self.in_flight += 1
+        if here:
+            self._arrived(seq, MAIN, _run_task((task[0], seq, *task[1:]), self.packer))
+        else:
+            self.tasks.put((task[0], seq, *task[1:]))
+        return seq
+
+    def ready(self, seq: int) -> bool:
+        return seq in self.done
+
+    def result(self, seq: int) -> tuple[int, tuple[Any, ...]]:
+        """(worker, payload) of task `seq`, which is `ready`."""
+        return self.done.pop(seq)
+
+    def work(self) -> bool:
+        """Take in a result, or else run a task no worker has taken yet; False if neither
+        was there. (Where the workers get less CPU than they could use, the main process
+        would otherwise idle.)"""
+        try:
+            s, wid, payload = self.results.get_nowait()
+        except queue.Empty:
+            try:
+                task = self.tasks.get_nowait()  # not while a worker waits for one
+            except queue.Empty:
+                return False
+            self._arrived(task[1], MAIN, _run_task(task, self.packer))
+            return True
+        self._arrived(s, wid, payload)
+        return True
+
+    def wait(self) -> None:
+        """Take in the next result to arrive."""
+        try:
+            s, wid, payload = self.results.get(timeout=1.0)
+        except queue.Empty:
+            if not all(p.is_alive() for p in self.procs):
+                raise RuntimeError("replay: a reader process died") from None
+            return
+        self._arrived(s, wid, payload)
+
+    def _arrived(self, seq: int, wid: int, payload: tuple[Any, ...]) -> None:
+        self.in_flight -= 1
+        if payload[0] == "error":
+            raise RuntimeError(f"replay: a reader process failed:\n{payload[1]}")
+        self.on_result(wid, payload)
+        self.done[seq] = (wid, payload)
+
+    def close(self) -> None:
+        for _ in self.procs:
+            self.tasks.put(None)
+        for p in self.procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+        for q in (self.tasks, self.results):
+            q.cancel_join_thread()
+            q.close()
+
+
+@dataclass(slots=True, eq=False)
+class _File:
+    """A file being read in blocks."""
+
+    path: Path
+    reader: TextIO | None = None
+    carry: str = ""  # the start of a line not yet whole
+    chars: int = 0  # characters in the blocks sent: where `carry` starts
+    content: bool = False  # a block taken so far has a record or other non-blank line
+    fell_back: bool = False  # the rest is read as `read_file` reads it
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+
+
+class _ParallelRead:
+    """Reads files into a Replayer with worker processes, in input order (see above)."""
+
+    def __init__(
+        self,
+        replayer: Replayer,
+        files: Sequence[Path],
+        workers: int,
+        on_warning: Callable[[str], None],
+    ) -> None:
+        self.r = replayer
+        self.files = files
+        self.next_file = 0
+        self.current: _File | None = None  # the file being read
+        self.n_workers = workers
+        self.on_warning = on_warning
+        # What comes next in input order: ("block", seq, file, its first character),
+        # ("rest", seq, file), ("stop", file, character: reading failed there), ("end", file).
+        self.expected: deque[tuple[Any, ...]] = deque()
+        self.workers: _Workers
+
+    def run(self) -> None:
+        self.workers = workers = _Workers(self.n_workers, self.r._worker_result)
+        try:
+            limit = 2 * self.n_workers + 2  # tasks queued or under way: every worker busy
+            ahead = 2 * limit  # blocks read ahead of the one taken next
+            while True:
+                while workers.in_flight < limit and self._read_more():
+                    pass
+                if not self.expected:
+                    break
+                item = self.expected[0]
+                if item[0] in ("block", "rest") and not workers.ready(item[1]):
+                    # Not there yet. Rather than wait: take in a result, run a task no
+                    # worker has taken, or read the next block and parse it here.
+                    if not (
+                        workers.work()
+                        or (len(self.expected) < ahead and self._read_more(here=True))
+                    ):
+                        workers.wait()
+                    continue
+                self._take(self.expected.popleft())
+        finally:
+            if self.current is not None:
+                self.current.close()
+            self.workers.close()
+
+    def _take(self, item: tuple[Any, ...]) -> None:
+        kind, r = item[0], self.r
+        if kind == "block":
+            _, seq, f, start = item
+            wid, payload = self.workers.result(seq)
+            if f.fell_back:
+                return
+            if payload[0] == "slow":
+                self._fall_back(f, start)
+                return
+            _, _, content, n, undecodable, packed = payload
+            f.content = f.content or content
+            r._take(n, undecodable, r._unpack(wid, packed))
+            r.progress.reading(r.stats.files + 1, r.files_total, r.stats.records)
+        elif kind == "rest":
+            _, seq, f = item
+            wid, payload = self.workers.result(seq)
+            _, _, n, undecodable, packed, warning, unreadable, skipped = payload
+            r._take(n, undecodable, r._unpack(wid, packed))
+            self._done(f, warning, unreadable, skipped)
+        elif kind == "stop":
+            _, f, start = item
+            if not f.fell_back:
+                self._fall_back(f, start)
+        elif not item[1].fell_back:  # end
+            self._done(item[1], None, False, False)
+
+    def _done(self, f: _File, warning: str | None, unreadable: bool, skipped: bool) -> None:
+        stats = self.r.stats
+        stats.files += 1
+        stats.unreadable_files += unreadable
+        stats.skipped_files += skipped
+        self.r.progress.reading(stats.files, self.r.files_total, stats.records)
+        if warning:
+            self.on_warning(warning)
+
+    def _fall_back(self, f: _File, start: int) -> None:
+        """Read the rest of `f` from character `start` as `read_file` does (from the start if
+        nothing before it was taken: the not-JSON check looks at the first record)."""
+        f.fell_back = True
+        if f is self.current:
+            f.close()
+            self.current = None
+        seq = self.workers.submit("file", str(f.path), start if f.content else 0, CHUNK_CHARS)
+        self.expected.appendleft(("rest", seq, f))
+
+    def _read_more(self, *, here: bool = False) -> bool:
+        """Read one block and send it to the workers (or parse it `here`); False when every
+        file is read."""
+        f = self.current
+        if f is None:
+            if self.next_file >= len(self.files):
+                return False
+            f = self.current = _File(self.files[self.next_file])
+            self.next_file += 1
+            try:
+                f.reader = open_text(f.path)
+            except OSError:
+                self._stop(f)
+                return True
+        try:
+            data = f.reader.read(CHUNK_CHARS)  # type: ignore[union-attr]
+        except (OSError, EOFError, zlib.error, UnicodeError):
+            self._stop(f)
+            return True
+        if not data:
+            if f.carry:
+                self._send(f, f.carry, here)
+            self.expected.append(("end", f))
+            f.close()
+            self.current = None
+            return True
+        if f.carry:
+            data = f.carry + data
+        cut = data.rfind("\n") + 1
+        if cut == 0:
+            f.carry = data
+            if len(data) > MAX_LINE_CHARS:
+                self._stop(f)
+            return True
+        f.carry = data[cut:]
+        self._send(f, data[:cut] if cut < len(data) else data, here)
+        return True
+
+    def _send(self, f: _File, block: str, here: bool) -> None:
+        seq = self.workers.submit("block", block, here=here)
+        self.expected.append(("block", seq, f, f.chars))
+        f.chars += len(block)
+
+    def _stop(self, f: _File) -> None:
+        """Reading `f` in blocks ends here; the rest is read as `read_file` does."""
+        self.expected.append(("stop", f, f.chars))
+        f.close()
+        self.current = None
 
 
 # -- replaying -------------------------------------------------------------------------------
@@ -509,7 +940,11 @@ class TenantReport:
 
 
 class Replayer:
-    """Reads records, then runs the events through an Engine on event time."""
+    """Reads records, then runs the events through an Engine on event time.
+
+    With worker processes (`read_files`), the events are also replayed while the files are
+    still being read, as far as it is safe to (see `_Speculation`).
+    """
 
     def __init__(
         self,
@@ -524,15 +959,14 @@ class Replayer:
         self.progress = progress or Progress(None)
         self.stats = Stats()
         self.reports: dict[str, TenantReport] = {}
-        self.events: list[AnyEvent] = []
+        self.events: list[AnyEvent] = []  # in input order
         self.files_total = 0  # for the progress line
         self._hints: dict[TenantHints, TenantHints] = {}
         self._hint_ids: dict[int, tuple[TenantHints, TenantHints]] = {}  # id → (it, shared)
         self._domains: dict[tuple[str, ...], tuple[str, ...]] = {}
-        # (tenant, channel) → (its TenantRecord, a min_volume check, its peaks, its rates)
-        self._samplers: dict[
-            tuple[str, Channel], tuple[Any, Quiet, dict[Rate, float], tuple[Rate, ...]]
-        ] = {}
+        self._worker_hints: dict[int, list[TenantHints]] = {}  # a worker's numbered hints
+        self._speculation: _Speculation | None = None
+        self._start_run()
 
     # reading
 
@@ -550,10 +984,27 @@ class Replayer:
         self.stats.skipped_files += r.skipped
         return r.warning
 
+    def read_files(
+        self, files: Sequence[Path], *, workers: int = 0, on_warning: Callable[[str], None]
+    ) -> None:
+        """Read `files` in order, each warning to `on_warning` in order. With `workers`
+        processes to parse and decode, and the replay under way meanwhile (see `run`)."""
+        self.files_total = len(files)
+        if workers <= 0:
+            for f in files:
+                warning = self.read_file(f)
+                if warning:
+                    on_warning(warning)
+            return
+        self._speculation = _Speculation(self)
+        _ParallelRead(self, files, workers, on_warning).run()
+
     def _take(self, records: int, undecodable: Mapping[str, int], events: list[AnyEvent]) -> None:
         self.stats.records += records
         self.stats.undecodable.update(undecodable)
         self.events += events
+        if self._speculation is not None:
+            self._speculation.offer(events)
 
     def _compact(self, events: list[AnyEvent]) -> list[AnyEvent]:
         """Share equal hints and domain lists between events: a month of events is held in
@@ -575,29 +1026,85 @@ class Replayer:
             out.append(ev)
         return out
 
+    def _worker_result(self, wid: int, payload: tuple[Any, ...]) -> None:
+        """Take the hints a worker numbered, in the order it sent them (see _Packer)."""
+        if payload[0] in ("fast", "file"):
+            table = self._worker_hints.setdefault(wid, [])
+            table.extend(self._hints.setdefault(h, h) for h in payload[1])
+
+    def _unpack(self, wid: int, packed: Packed) -> list[AnyEvent]:
+        hints = self._worker_hints.get(wid, [])
+        new = _new_tuple
+        return [
+            new(Event, (x[0], x[1], x[2], x[3], x[4], hints[x[5]], x[6]))  # type: ignore[index,misc]
+            if type(x) is tuple
+            else x
+            for x in packed
+        ]
+
     # replaying
 
+    def _start_run(self) -> None:
+        """A fresh engine and reports: a run from the first event."""
+        self.engine = Engine(self.rules)
+        self.reports = {}
+        self.stats.duplicates = self.stats.late = self.stats.decisions = 0
+        # Whole-run counts per (tenant, channel, outcome): [events, recipients]. Summed into
+        # the reports at the end: the same totals, one dict update per event instead of six.
+        self._counted: dict[tuple[str, Channel, Outcome], list[int]] = {}
+        self._fed = 0  # events replayed so far
+        self._total = 0  # all of them, for the progress bar (0: not known)
+        self._decided: list[Decision] | None = None  # held back while the run may be wrong
+        # Where `_feed` is: the instant `_now`, its first event `_first`, what it has touched
+        # and whether it held a TenantStatusEvent.
+        self._now: float | None = None
+        self._last_tick = self._last_prune = 0.0
+        self._first = 0
+        self._since_drain = 0
+        self._touched: dict[tuple[str, Channel], None] = {}
+        self._status = False
+        # (tenant, channel) → (its TenantRecord, a min_volume check, its peaks, its rates)
+        self._samplers: dict[
+            tuple[str, Channel], tuple[Any, Quiet, dict[Rate, float], tuple[Rate, ...]]
+        ] = {}
+
     def run(self) -> None:
-        events, self.events = self.events, []
-        events.sort(key=_event_time)  # stable: input order breaks ties
-        self.stats.events = n = len(events)
-        if not n:
+        """Replay every event read, in time order (stable: input order breaks ties)."""
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None and not speculation.failed:
+            self.stats.events = len(self.events)
+            self.events = []
+            speculation.finish()
+        else:
+            if speculation is not None:
+                self._start_run()  # the guess was wrong: start over, from the first event
+            events, self.events = self.events, []
+            events.sort(key=_event_time)
+            self.stats.events = self._total = len(events)
+            self._feed(events)
+        self._finish()
+        decided, self._decided = self._decided, None
+        for d in decided or ():
+            self.on_decision(d)
+
+    def _feed(self, events: list[AnyEvent]) -> None:
+        """Replay `events`, sorted by time, none of them before one replayed already."""
+        if not events:
             return
         engine = self.engine
         ingest = engine.ingest
         resolve = engine.resolver.resolve
         stats = self.stats
-        # Whole-run counts per (tenant, channel, outcome): [events, recipients]. Summed into
-        # the reports at the end: the same totals, one dict update per event instead of six.
-        counted: dict[tuple[str, Channel, Outcome], list[int]] = {}
-        self._samplers = {}
+        counted = self._counted
         prune_every = self.rules.max_window_s
-        now = last_tick = last_prune = events[0].time
-        first = 0  # index of the instant's first event
-        since_drain = 0
-        touched: dict[tuple[str, Channel], None] = {}  # by events with slots, this instant
-        status = False  # a TenantStatusEvent this instant: it may have decided
-        for k, ev in enumerate(events):
+        total = self._total
+        if self._now is None:
+            self._now = self._last_tick = self._last_prune = events[0].time
+        now, last_tick, last_prune = self._now, self._last_tick, self._last_prune
+        first, since_drain = self._first, self._since_drain
+        touched, status = self._touched, self._status
+        base = self._fed
+        for k, ev in enumerate(events, base):
             t = ev.time
             if t != now:
                 # The instant `now` is complete: evaluate it, as one daemon batch.
@@ -605,8 +1112,8 @@ class Replayer:
                 if now - last_prune >= prune_every:
                     engine.prune(now)
                     last_prune = now
-                if first // PROGRESS_EVERY != k // PROGRESS_EVERY:
-                    self.progress.replaying(k, n)
+                if total and first // PROGRESS_EVERY != k // PROGRESS_EVERY:
+                    self.progress.replaying(k, total)
                 since_drain += k - first
                 if since_drain >= DRAIN_EVERY:
                     self._drain()
@@ -635,13 +1142,23 @@ class Replayer:
                 stats.duplicates += 1
             else:
                 stats.late += 1
-        self._decide(now, touched, status)
-        if now - last_prune >= prune_every:
-            engine.prune(now)
-        if first // PROGRESS_EVERY != n // PROGRESS_EVERY:
-            self.progress.replaying(n, n)
+        self._fed = base + len(events)
+        self._now, self._last_tick, self._last_prune = now, last_tick, last_prune
+        self._first, self._since_drain = first, since_drain
+        self._touched, self._status = touched, status
+
+    def _finish(self) -> None:
+        """Evaluate the last instant; sum up the reports."""
+        now = self._now
+        if now is None:
+            return
+        self._decide(now, self._touched, self._status)
+        if now - self._last_prune >= self.rules.max_window_s:
+            self.engine.prune(now)
+        if self._total and self._first // PROGRESS_EVERY != self._fed // PROGRESS_EVERY:
+            self.progress.replaying(self._fed, self._total)
         self._drain()
-        for (tenant, channel, outcome), (events_n, recipients) in counted.items():
+        for (tenant, channel, outcome), (events_n, recipients) in self._counted.items():
             rep = self._report(tenant)
             rep.events += events_n
             slots = OUTCOME_SLOTS.get(outcome)
@@ -651,6 +1168,8 @@ class Replayer:
                     totals = rep.totals[channel] = [0] * SLOTS
                 for s in slots:
                     totals[s] += recipients
+        self._counted = {}
+        self._now = None
 
     def _decide(self, now: float, touched: dict[tuple[str, Channel], None], status: bool) -> None:
         """Evaluate the instant's tenants, like the daemon after a batch; then the peaks.
@@ -730,7 +1249,10 @@ class Replayer:
                 rep.first_pause = d.time
             if d.kind is Kind.WOULD_PAUSE and rep.first_would_pause is None:
                 rep.first_would_pause = d.time
-            self.on_decision(d)
+            if self._decided is not None:
+                self._decided.append(d)
+            else:
+                self.on_decision(d)
 
     def _report(self, tenant: str) -> TenantReport:
         rep = self.reports.get(tenant)
@@ -772,8 +1294,69 @@ class Replayer:
 
 _event_time = operator.attrgetter("time")
 _PROCESSED, _DUPLICATE = MessageResult.PROCESSED, MessageResult.DUPLICATE
-_ZERO = Threshold(warn=0.0, pause=0.0)
 _new_tuple: Callable[..., Any] = tuple.__new__  # Event(...) without its Python __new__
+_ZERO = Threshold(warn=0.0, pause=0.0)
+
+
+MIN_SLACK_S = 300.0
+RELEASE_EVERY = 8192  # events at least between two sorts of those pending
+
+
+class _Speculation:
+    """Replays events while the files are still being read, where that is sure to be right.
+
+    The replay takes the events sorted by time, input order breaking ties; they arrive in
+    input order, a batch at a time. Pending events older than a watermark are replayed:
+    `slack` before the oldest event of the latest batch, the slack growing with the disorder
+    seen (how far an arriving batch reaches back before the newest event seen). Archives are
+    mostly in time order, so nearly all events are replayed before the last file is read.
+
+    An event that arrives at or before the newest one replayed would have had to be replayed
+    before it (archives of different periods, out of order): the guess was wrong, `failed`,
+    and `Replayer.run` starts over from the first event, as without workers. Decisions are
+    held back until the end, so nothing of a wrong guess is ever output.
+    """
+
+    def __init__(self, replayer: Replayer) -> None:
+        self.r = replayer
+        replayer._decided = []
+        self.pending: list[AnyEvent] = []  # arrived, not replayed yet
+        self.replayed = -math.inf  # the time of the newest event replayed
+        self.newest = -math.inf  # ... that arrived
+        self.slack = MIN_SLACK_S
+        self.kept = 0  # events left pending by the last release
+        self.failed = False
+
+    def offer(self, events: list[AnyEvent]) -> None:
+        if self.failed or not events:
+            return
+        times = list(map(_event_time, events))
+        oldest = min(times)
+        if oldest <= self.replayed:
+            self.failed = True
+            self.pending = []
+            return
+        self.slack = max(self.slack, 4 * (self.newest - oldest))
+        self.newest = max(self.newest, *times)
+        self.pending += events
+        if len(self.pending) >= 2 * self.kept + RELEASE_EVERY:
+            self._release(oldest - self.slack)
+
+    def _release(self, before: float) -> None:
+        """Replay the pending events older than `before`."""
+        pending = self.pending
+        pending.sort(key=_event_time)  # stable; nearly sorted already, so O(n)
+        cut = bisect.bisect_left(pending, before, key=_event_time)
+        if cut:
+            batch = pending[:cut]
+            del pending[:cut]
+            self.replayed = batch[-1].time
+            self.r._feed(batch)
+        self.kept = len(pending)
+
+    def finish(self) -> None:
+        """Everything has arrived: replay the rest."""
+        self._release(math.inf)
 
 
 def _why(e: BaseException) -> str:
@@ -907,7 +1490,29 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--rules", default="rules", metavar="DIR", help="rules directory (default rules)"
     )
     p.add_argument("--json", action="store_true", help="JSON lines instead of the table")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes that parse and decode while the replay runs (default: one per CPU but "
+        f"one, for {PARALLEL_MIN_BYTES >> 20} MB of files or more; 0: none). The output is the "
+        "same",
+    )
     p.set_defaults(func=cmd_replay)
+
+
+def default_workers(files: Sequence[Path]) -> int:
+    """One worker process per CPU, for enough input to be worth starting them."""
+    try:
+        size = sum(f.stat().st_size for f in files)
+    except OSError:
+        size = 0  # reading will tell
+    if size < PARALLEL_MIN_BYTES:
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    # The main process replays, and parses too whenever it would otherwise wait (see
+    # _Workers.result): one worker fewer than CPUs keeps them all busy.
+    return cpus - 1 if cpus and cpus > 1 else 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -937,18 +1542,28 @@ def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.json:  # decisions stream out as they are made; the table needs only counts
             out.write(decision_line(d) + "\n")
 
-    replayer = Replayer(rules, on_decision=emit, progress=progress)
-    replayer.files_total = len(files)
-    for f in files:
-        warning = replayer.read_file(f)
-        if warning:
-            progress.done()
-            print(warning, file=err)
-    if replayer.stats.records == 0:
+    def warn(warning: str) -> None:
         progress.done()
-        print(f"replay: no records read from {', '.join(args.paths)}", file=err)
-        return 1
-    replayer.run()
+        print(warning, file=err)
+
+    workers = args.workers
+    if workers is None:
+        workers = default_workers(files)
+    replayer = Replayer(rules, on_decision=emit, progress=progress)
+    # Nothing a replay builds holds a reference cycle, and a million events held for the sort
+    # would make each collection walk them all.
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        replayer.read_files(files, workers=workers, on_warning=warn)
+        if replayer.stats.records == 0:
+            progress.done()
+            print(f"replay: no records read from {', '.join(args.paths)}", file=err)
+            return 1
+        replayer.run()
+    finally:
+        if gc_enabled:
+            gc.enable()
     progress.done()
     rows = replayer.tenant_rows()
     summary = replayer.stats.line(len(rows))
