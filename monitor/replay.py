@@ -1063,10 +1063,8 @@ class Replayer:
         self._since_drain = 0
         self._touched: dict[tuple[str, Channel], None] = {}
         self._status = False
-        # (tenant, channel) → (its TenantRecord, a min_volume check, its peaks, its rates)
-        self._samplers: dict[
-            tuple[str, Channel], tuple[Any, Quiet, dict[Rate, float], tuple[Rate, ...]]
-        ] = {}
+        # (tenant, channel) → (its TenantRecord, _no_new_peak, its peaks): `_decide`
+        self._samplers: dict[tuple[str, Channel], tuple[Any, Quiet, dict[Rate, float]]] = {}
 
     def run(self) -> None:
         """Replay every event read, in time order (stable: input order breaks ties)."""
@@ -1182,7 +1180,10 @@ class Replayer:
         if engine.evaluate(now) or status:
             self._emit(engine.drain().decisions)
         # `_sample` for each touched (tenant, channel), with what it looks up kept, and the
-        # window's volume checked before a snapshot is taken: most are below min_volume.
+        # window's totals checked before a snapshot is taken: nearly always, the volume is
+        # below min_volume or no rate is above its peak so far. Quiet, with each rate's peak
+        # as both its thresholds, answers exactly that, computing volume and rates as
+        # Snapshot does; it is made again when a peak rises.
         tenants, samplers = engine.tenants, self._samplers
         for tc in touched:
             rec = tenants.get(tc[0])
@@ -1191,25 +1192,22 @@ class Replayer:
             channel = tc[1]
             sampler = samplers.get(tc)
             if sampler is None or sampler[0] is not rec:
-                rates = RATES_BY_CHANNEL[channel]
-                sampler = samplers[tc] = (
-                    rec,
-                    # Quiet with every threshold at 0: quiet exactly when the volume is below
-                    # min_volume (or 0), as Snapshot.volume counts it.
-                    Quiet(channel, rec.policy.min_volume, dict.fromkeys(rates, _ZERO)),
-                    self._report(tc[0]).peaks,  # made by `_finish` anyway: tc has events
-                    rates,
-                )
-            _, below_min_volume, peaks, rates = sampler
+                peaks = self._report(tc[0]).peaks  # made by `_finish` anyway: tc has events
+                sampler = samplers[tc] = (rec, _no_new_peak(rec, channel, peaks), peaks)
+            _, no_new_peak, peaks = sampler
             win = rec.windows.get(channel) or rec.window(channel)
             win.evict(now)
-            if below_min_volume(win.counts):
+            if no_new_peak(win.counts):
                 continue
             snap = win.snapshot(now)
-            for r in rates:
+            risen = False
+            for r in RATES_BY_CHANNEL[channel]:
                 v = snap.rate(r)
                 if v > peaks.get(r, -1.0):
                     peaks[r] = v
+                    risen = True
+            if risen:
+                samplers[tc] = (rec, _no_new_peak(rec, channel, peaks), peaks)
 
     def _drain(self) -> None:
         """Drop what the engine keeps for a store commit (the event keys, the changed
@@ -1295,7 +1293,18 @@ class Replayer:
 _event_time = operator.attrgetter("time")
 _PROCESSED, _DUPLICATE = MessageResult.PROCESSED, MessageResult.DUPLICATE
 _new_tuple: Callable[..., Any] = tuple.__new__  # Event(...) without its Python __new__
-_ZERO = Threshold(warn=0.0, pause=0.0)
+
+
+def _no_new_peak(rec: Any, channel: Channel, peaks: Mapping[Rate, float]) -> Quiet:
+    """For a window's totals: True if the volume is below min_volume (or 0), or if no rate is
+    above its peak so far (none yet: -1), so that there is no peak to take (`_sample`).
+    Quiet asks each rate to be below both its thresholds: the next float above the peak."""
+    limits = {r: math.nextafter(peaks.get(r, -1.0), math.inf) for r in RATES_BY_CHANNEL[channel]}
+    return Quiet(
+        channel,
+        rec.policy.min_volume,
+        {r: Threshold(warn=limit, pause=limit) for r, limit in limits.items()},
+    )
 
 
 MIN_SLACK_S = 300.0
