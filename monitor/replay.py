@@ -1063,6 +1063,9 @@ class Replayer:
         self._since_drain = 0
         self._touched: dict[tuple[str, Channel], None] = {}
         self._status = False
+        # id(hints) → (hints, tenant): the resolver's answer, kept (it is bounded, this is not:
+        # the events keep their hints anyway)
+        self._tenant_of: dict[int, tuple[TenantHints, str]] = {}
         # (tenant, channel) → (its TenantRecord, _no_new_peak, its peaks): `_decide`
         self._samplers: dict[tuple[str, Channel], tuple[Any, Quiet, dict[Rate, float]]] = {}
 
@@ -1092,6 +1095,7 @@ class Replayer:
         engine = self.engine
         ingest = engine.ingest
         resolve = engine.resolver.resolve
+        tenant_of = self._tenant_of
         stats = self.stats
         counted = self._counted
         prune_every = self.rules.max_window_s
@@ -1124,7 +1128,10 @@ class Replayer:
             if result is _PROCESSED:
                 if type(ev) is Event:
                     channel, outcome = ev[2], ev[3]
-                    tenant = resolve(ev[5])
+                    hit = tenant_of.get(id(ev[5]))
+                    if hit is None or hit[0] is not ev[5]:
+                        hit = tenant_of[id(ev[5])] = (ev[5], resolve(ev[5]))
+                    tenant = hit[1]
                     key = (tenant, channel, outcome)
                     c = counted.get(key)
                     if c is None:
