@@ -75,11 +75,6 @@ _INVALID_UTF8 = DecodeError(DecodeReason.INVALID_UTF8, "record")
 _NOT_AN_OBJECT = DecodeError(DecodeReason.NOT_AN_OBJECT, "record")
 _NO_BODY = DecodeError(DecodeReason.MISSING_FIELD, "Messages[].Body")
 _orjson_loads = orjson.loads
-# A run of 19 or more digits, found as `_LONG_NUMBER` in text translated by `_DIGITS`: orjson
-# reads an integer that long (beyond 64 bits) as a float, the json module as an int.
-_DIGITS = bytes.maketrans(b"123456789", b"000000000")
-_LONG_NUMBER = b"0" * 19
-_DIGIT_CHARS = str.maketrans("123456789", "000000000")
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -132,11 +127,6 @@ class JsonStream:
         # or no newline was found up to here. (Without it, a long line of `}{` records would
         # be searched and parsed again for each of its records.)
         self._fast_from = 0
-        # Buffer positions where a run of 19 or more digits starts, ascending: orjson reads a
-        # number that long as a float where the json module reads an int, so a line with one
-        # takes the general path. `_long_i`: the first that may lie at or after the position.
-        self._long: list[int] = []
-        self._long_i = 0
         # Newlines in the buffer before `_counted_to`: the fast path counts the lines it
         # takes, so that `_where` counts only the rest.
         self._counted_to = 0
@@ -155,25 +145,24 @@ class JsonStream:
                 # The fast path, while each rest of a line is one JSON object. At `pos` (not
                 # in an array) the general path would decode one value with the json module,
                 # then skip whitespace. If the text from `pos` to the next newline in the
-                # buffer is one JSON object and whitespace, both parsers read the same object
-                # (orjson is strict RFC 8259, a subset of what the json module takes, and the
-                # two agree on every value but integers of 19+ digits, excluded here, as are
-                # lines that may nest deeper than the json module's recursion limit lets it);
-                # the general path would end it just before that whitespace, and skip it and
-                # the newline: the same value, the same position after it, no read either way.
-                # The next line's leading whitespace orjson skips itself; a blank line fails,
-                # and the general path skips it.
+                # buffer is one JSON object and whitespace, both parsers read it (orjson is
+                # strict RFC 8259, a subset of what the json module takes; lines that may nest
+                # deeper than the json module's recursion limit lets it are left to it), as
+                # the same object but for one thing: an integer beyond 64 bits, orjson reads
+                # as the nearest float, which the decoders read as they read the int (the
+                # test of this module's fast paths checks that they do). The general path
+                # would end it just before that whitespace, and skip it and the newline: the
+                # same position after it, and no read from the stream either way. The next
+                # line's leading whitespace orjson skips itself; a blank line fails, and the
+                # general path skips it.
                 buf, pos = self._buf, self._pos
-                long, li = self._long, self._long_i
                 taken = False
                 while True:
                     nl = buf.find("\n", pos)
                     if nl < 0:
                         self._fast_from = len(buf)  # the general path reads the rest, and more
                         break
-                    while li < len(long) and long[li] < pos:
-                        li += 1
-                    if (li < len(long) and long[li] < nl) or (
+                    if (
                         nl - pos >= 2 * DEEP_NESTING
                         and buf.count("{", pos, nl) + buf.count("[", pos, nl) >= DEEP_NESTING
                     ):
@@ -193,7 +182,6 @@ class JsonStream:
                     self._counted_lines += 1
                     taken = True
                     yield value
-                self._long_i = li
                 if taken:
                     continue
             c = self._buf[self._pos]
@@ -226,34 +214,15 @@ class JsonStream:
         pos = self._pos
         self._lines, self._col_base = self._where(pos)
         self._counted_to = self._counted_lines = 0
-        kept = len(self._buf) - pos
         self._buf = self._buf[pos:] + chunk
         self._dropped += pos
         self._fast_from = max(0, self._fast_from - pos)
-        self._long = [p - pos for p in self._long[self._long_i :] if p >= pos]
-        self._long_i = 0
-        # A run that starts in the kept text within 18 characters of the chunk is found again
-        # here only if it was not before (it needs the chunk's digits to reach 19).
-        self._find_long(max(0, kept - len(_LONG_NUMBER) + 1))
         # isascii() is O(1) in CPython: most archives never pay for the search.
         self._surrogates = self._surrogates or (
             not chunk.isascii() and _SURROGATE.search(chunk) is not None
         )
         self._pos = 0
         return True
-
-    def _find_long(self, start: int) -> None:
-        """Note the runs of 19+ digits that start at or after `start` in the buffer."""
-        text = self._buf[start:]
-        ascii_ = text.isascii()
-        data = text.encode("utf-8", "surrogateescape")
-        digits = data.translate(_DIGITS)
-        found = digits.find(_LONG_NUMBER)
-        while found >= 0:
-            at = found if ascii_ else len(data[:found].decode("utf-8", "surrogateescape"))
-            if not self._long or self._long[-1] < start + at:
-                self._long.append(start + at)
-            found = digits.find(_LONG_NUMBER, found + len(_LONG_NUMBER))
 
     def _skip_ws(self) -> bool:
         """Move to the next non-whitespace character; False at the end of the stream."""
@@ -556,15 +525,7 @@ class _Packer:
 def _read_block(text: str, packer: _Packer) -> tuple[Any, ...]:
     """("fast", new hints, has content, records, undecodable, packed events), or ("slow",) if
     a line of the block is not one JSON object or blank, or is one the general path might
-    read differently (see the fast path in JsonStream.__iter__; a line with a run of 19+
-    digits, which may be an integer orjson reads as a float, is read with the json module).
-    """
-    data = text.encode("utf-8", "surrogateescape")
-    digits = data.translate(_DIGITS)
-    long = digits.find(_LONG_NUMBER)  # where the next run of 19+ digits starts, or -1
-    if long >= 0 and not text.isascii():  # positions in characters, not bytes
-        digits = text.translate(_DIGIT_CHARS).encode("utf-8", "surrogateescape")
-        long = digits.find(_LONG_NUMBER)
+    read differently (see the fast path in JsonStream.__iter__)."""
     out = Decoded()
     undecodable, events = out.undecodable, out.events
     content = False
@@ -585,12 +546,6 @@ def _read_block(text: str, packer: _Packer) -> tuple[Any, ...]:
             return ("slow",)
         if len(line) >= 2 * DEEP_NESTING and line.count("{") + line.count("[") >= DEEP_NESTING:
             return ("slow",)
-        if 0 <= long < nl:  # a line with a run of 19+ digits: the json module's reading
-            long = digits.find(_LONG_NUMBER, nl)
-            try:
-                value = json.loads(line)
-            except (ValueError, RecursionError):
-                return ("slow",)
         content = True
         if "Messages" in value or "Body" in value:
             out.add_value(value)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from test_replay import make_month, sqs_dump
 
@@ -441,6 +442,50 @@ def test_mixed_formats_and_duplicates_across_files(
     (tmp_path / "e.jsonl").write_text(jsonl(records[2900:]) + "not json\n")
     (tmp_path / "f.txt").write_text("# notes\n")
     check_all_paths(monkeypatch, rules_dir, [tmp_path], small_blocks)
+
+
+def test_decoders_read_an_integer_beyond_64_bits_as_they_read_its_float() -> None:
+    """The fast paths parse JSON Lines with orjson, which reads an integer beyond 64 bits as
+    the nearest float, where the general path's json module reads an int: the output is the
+    same because the decoders read both alike. Each value of each sample record (and the
+    record itself) is replaced in turn by such an integer and decoded both ways."""
+    mark = "\x00big\x00"
+    cases = 0
+    for sample_path in sorted(SAMPLES.glob("*.json")):
+        try:
+            rec = json.loads(sample_path.read_text())
+        except ValueError:
+            continue  # bad-truncated.json
+        for path in value_paths(rec):
+            for big in ("123456789012345678901234567890", "-98765432109876543210"):
+                text = json.dumps(replace_at(rec, path, mark)).replace(json.dumps(mark), big)
+                by_orjson, by_json = replay.Decoded(), replay.Decoded()
+                by_orjson.add_value(orjson.loads(text))
+                by_json.add_value(json.loads(text))
+                assert (by_orjson.undecodable, by_orjson.events) == (
+                    by_json.undecodable,
+                    by_json.events,
+                ), (sample_path.name, path, big)
+                cases += 1
+    assert cases > 1000
+
+
+def value_paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield path
+    if isinstance(value, dict | list):
+        for k, v in value.items() if isinstance(value, dict) else enumerate(value):
+            yield from value_paths(v, (*path, k))
+
+
+def replace_at(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    out = copy.deepcopy(value)
+    parent = out
+    for k in path[:-1]:
+        parent = parent[k]
+    parent[path[-1]] = new
+    return out
 
 
 def test_workers_by_default_only_for_enough_input(tmp_path: Path) -> None:
