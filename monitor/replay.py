@@ -1134,13 +1134,13 @@ class Replayer:
     def _decide(self, now: float, touched: dict[tuple[str, Channel], None], status: bool) -> None:
         """Evaluate the instant's tenants, like the daemon after a batch; then the peaks.
 
-        The engine's decisions are drained only when there can be some: `evaluate` returns
-        the ones it makes, and only a TenantStatusEvent decides on ingest. The rest of what
-        drain hands over is for a store, and replay has none (see `_drain`).
+        The engine's decisions are taken only when there can be some: `evaluate` returns the
+        ones it makes, and only a TenantStatusEvent decides on ingest. The rest of what drain
+        hands over is for a store, and replay has none (see `_drain`).
         """
         engine = self.engine
         if engine.evaluate(now) or status:
-            self._emit(engine.drain().decisions)
+            self._emit(engine.take_decisions())
         # `_sample` for each touched (tenant, channel), with what it looks up kept, and the
         # window's totals checked before a snapshot is taken: nearly always, the volume is
         # below min_volume or no rate is above its peak so far. Quiet, with each rate's peak
@@ -1174,14 +1174,14 @@ class Replayer:
     def _drain(self) -> None:
         """Drop what the engine keeps for a store commit (the event keys, the changed
         buckets): nothing persists in a replay, but unbounded it would hold every key."""
-        self._emit(self.engine.drain().decisions)  # none: each instant drains its own
+        self._emit(self.engine.drain().decisions)  # none: each instant took its own
 
     def _tick(self, now: float) -> None:
-        # Every earlier decision is drained already (each instant that decides drains), so
+        # Every earlier decision is taken already (each instant that decides takes them), so
         # what the tick decided is all there is. The engine ticks its tenants in set order:
         # sorted, the output never depends on it.
         if self.engine.tick(now):
-            self._emit(sorted(self.engine.drain().decisions, key=lambda d: (d.tenant, d.channel)))
+            self._emit(sorted(self.engine.take_decisions(), key=lambda d: (d.tenant, d.channel)))
 
     def _sample(self, tenant: str, channel: Channel, now: float) -> None:
         """Peak rates, over moments when the window holds at least min_volume."""
