@@ -522,6 +522,13 @@ class _Packer:
         return new
 
 
+class _Unpacked(_Packer):
+    """For the tasks the main process runs itself: the events as they are."""
+
+    def pack(self, events: list[AnyEvent]) -> Packed:
+        return events  # type: ignore[return-value]
+
+
 def _read_block(text: str, packer: _Packer) -> tuple[Any, ...]:
     """("fast", new hints, has content, records, undecodable, packed events), or ("slow",) if
     a line of the block is not one JSON object or blank, or is one the general path might
@@ -621,7 +628,7 @@ class _Workers:
         self.seq = 0
         self.in_flight = 0
         self.done: dict[int, tuple[int, tuple[Any, ...]]] = {}
-        self.packer = _Packer()  # for the tasks run here
+        self.packer = _Unpacked()  # for the tasks run here
 
     def submit(self, *task: Any, here: bool = False) -> int:
         """Queue a task for the workers, or run it `here`; its sequence number."""
@@ -988,6 +995,8 @@ class Replayer:
             table.extend(self._hints.setdefault(h, h) for h in payload[1])
 
     def _unpack(self, wid: int, packed: Packed) -> list[AnyEvent]:
+        if wid == MAIN:
+            return self._compact(packed)  # type: ignore[arg-type]
         hints = self._worker_hints.get(wid, [])
         new = _new_tuple
         return [
