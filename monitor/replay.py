@@ -487,6 +487,7 @@ def read_file(
 
 PARALLEL_MIN_BYTES = 8 << 20  # less input is read sooner than worker processes start
 MAX_LINE_CHARS = 16 << 20  # a "line" this long is no JSON Line: the general path reads on
+PATIENCE_S = 0.005  # waited for a worker's result before the main process parses itself
 
 # A block's events, packed for the pipe: each Event as a plain tuple whose hints are a number
 # in the worker's table (a TenantHints is sent once per worker, `new_hints`); the rare
@@ -648,31 +649,25 @@ class _Workers:
         """(worker, payload) of task `seq`, which is `ready`."""
         return self.done.pop(seq)
 
-    def work(self) -> bool:
-        """Take in a result, or else run a task no worker has taken yet; False if neither
-        was there. (Where the workers get less CPU than they could use, the main process
-        would otherwise idle.)"""
+    def steal(self) -> bool:
+        """Run a task no worker has taken yet; False if there is none."""
         try:
-            s, wid, payload = self.results.get_nowait()
+            task = self.tasks.get_nowait()  # not while a worker waits for one
         except queue.Empty:
-            try:
-                task = self.tasks.get_nowait()  # not while a worker waits for one
-            except queue.Empty:
-                return False
-            self._arrived(task[1], MAIN, _run_task(task, self.packer))
-            return True
-        self._arrived(s, wid, payload)
+            return False
+        self._arrived(task[1], MAIN, _run_task(task, self.packer))
         return True
 
-    def wait(self) -> None:
-        """Take in the next result to arrive."""
+    def wait(self, timeout: float) -> bool:
+        """Take in the next result to arrive; False if none did in time."""
         try:
-            s, wid, payload = self.results.get(timeout=1.0)
+            s, wid, payload = self.results.get(timeout=timeout)
         except queue.Empty:
             if not all(p.is_alive() for p in self.procs):
                 raise RuntimeError("replay: a reader process died") from None
-            return
+            return False
         self._arrived(s, wid, payload)
+        return True
 
     def _arrived(self, seq: int, wid: int, payload: tuple[Any, ...]) -> None:
         self.in_flight -= 1
@@ -735,7 +730,9 @@ class _ParallelRead:
     def run(self) -> None:
         self.workers = workers = _Workers(self.n_workers, self.r._worker_result)
         try:
-            limit = 2 * self.n_workers + 2  # tasks queued or under way: every worker busy
+            # Tasks queued or under way: enough to keep every worker busy while the main
+            # process replays what came back (about 10 ms a block each)
+            limit = 6 * self.n_workers + 2
             ahead = 2 * limit  # blocks read ahead of the one taken next
             while True:
                 while workers.in_flight < limit and self._read_more():
@@ -744,13 +741,15 @@ class _ParallelRead:
                     break
                 item = self.expected[0]
                 if item[0] in ("block", "rest") and not workers.ready(item[1]):
-                    # Not there yet. Rather than wait: take in a result, run a task no
-                    # worker has taken, or read the next block and parse it here.
+                    # Not there yet. If it does not come soon (the workers get less CPU than
+                    # they could use), rather than idle: run a task no worker has taken, or
+                    # read the next block and parse it here.
                     if not (
-                        workers.work()
+                        workers.wait(PATIENCE_S)
+                        or workers.steal()
                         or (len(self.expected) < ahead and self._read_more(here=True))
                     ):
-                        workers.wait()
+                        workers.wait(1.0)
                     continue
                 self._take(self.expected.popleft())
         finally:
@@ -1279,7 +1278,7 @@ def _no_new_peak(rec: Any, channel: Channel, peaks: Mapping[Rate, float]) -> Qui
 
 
 MIN_SLACK_S = 300.0
-RELEASE_EVERY = 8192  # events at least between two sorts of those pending
+RELEASE_EVERY = 2048  # events at least between two sorts of those pending
 
 
 class _Speculation:
