@@ -586,13 +586,22 @@ def _read_rest(path: str, skip_to: int, chunk_chars: int, packer: _Packer) -> tu
     )
 
 
-def _worker(wid: int, tasks: Any, results: Any) -> None:
+def _worker(wid: int, parent: int, tasks: Any, results: Any) -> None:
     """A worker process: ("block", seq, text) and ("file", seq, path, skip_to, chunk_chars)
-    tasks until None; each result goes back as (seq, wid, payload), in the order taken."""
+    tasks until None, or until the main process (pid `parent`) is gone; each result goes back
+    as (seq, wid, payload), in the order taken."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process stops the workers
     gc.disable()  # short-lived, and nothing it builds holds a cycle
     packer = _Packer()
-    while (task := tasks.get()) is not None:
+    while True:
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # killed without a word: no one to work for
+                return
+            continue
+        if task is None:
+            return
         try:
             payload = _run_task(task, packer)
         except BaseException:  # reported to the main process, which raises
@@ -621,7 +630,9 @@ class _Workers:
         self.results: Any = ctx.Queue()
         self.on_result = on_result  # (wid, payload) in the order each worker sent them
         self.procs = [
-            ctx.Process(target=_worker, args=(i, self.tasks, self.results), daemon=True)
+            ctx.Process(
+                target=_worker, args=(i, os.getpid(), self.tasks, self.results), daemon=True
+            )
             for i in range(n)
         ]
         for p in self.procs:
