@@ -1,20 +1,25 @@
 """`reputation-monitor replay` over a gzip archive of SES events.
 
-    python bench/replay.py [--events N] [--tenants N] [--archive PATH]
+    python bench/replay.py [--events N] [--tenants N] [--archive PATH] [--workers N]
 
 Writes `--events` SES event-publishing records (monitor.sandbox.traffic: Send, Delivery per
 recipient, some Bounce and Complaint) as one gzip JSON Lines file, the shape a Firehose event
 destination leaves in S3, spread over the last day (or reuses `--archive` if it exists), then
 times `python -m monitor replay --json --rules DIR ARCHIVE` run from the repository root,
 start to exit, output to /dev/null. `events_per_s` = records / wall seconds of that process;
-its CPU time and peak resident memory are reported beside it. The last line is one JSON object.
+its CPU time (with its worker processes': `cpu_s`; the main process alone: `main_cpu_s`) and
+peak resident memory (the main process; `peak_rss_total_mb` adds its workers', sampled) are
+reported beside it. `--workers` is passed on (default: the command's own choice). The last line
+is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import itertools
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,28 +45,45 @@ def write_archive(path: Path, events: int, tenants: int) -> None:
                 break
 
 
-def run_replay(archive: Path, rules: Path) -> dict[str, float]:
-    """Run the command; wall seconds, CPU seconds and peak RSS of the process."""
+def run_replay(archive: Path, rules: Path, workers: int | None) -> dict[str, float]:
+    """Run the command; wall seconds, CPU seconds and peak RSS of the process (and of its
+    workers)."""
     command = [sys.executable, "-m", "monitor", "replay", "--json", "--rules", str(rules)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = stamp()
     proc = subprocess.Popen(
         [*command, str(archive)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     ps = psutil.Process(proc.pid)
-    peak = cpu = 0.0
+    peak = peak_total = main_cpu = 0.0
     while proc.poll() is None:
         try:
-            peak = max(peak, ps.memory_info().rss)
+            own = rss = ps.memory_info().rss
             t = ps.cpu_times()
-            cpu = t.user + t.system
+            main_cpu = t.user + t.system
+            for child in ps.children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    rss += child.memory_info().rss
         except psutil.NoSuchProcess:
             break
+        peak = max(peak, own)
+        peak_total = max(peak_total, rss)
         time.sleep(0.05)
     seconds = stamp() - t0
     _, err = proc.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command and the workers it reaped
     if proc.returncode != 0:
         raise SystemExit(f"replay exited {proc.returncode}: {err.decode()[-2000:]}")
-    return {"seconds": seconds, "cpu_s": cpu, "peak_rss_mb": peak / 2**20}
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "main_cpu_s": main_cpu,
+        "peak_rss_mb": peak / 2**20,
+        "peak_rss_total_mb": peak_total / 2**20,
+    }
 
 
 def main() -> None:
@@ -69,6 +91,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--tenants", type=int, default=1000)
     ap.add_argument("--archive", type=Path, help="reuse (or create) this .jsonl.gz")
+    ap.add_argument("--workers", type=int, help="replay --workers N (default: not passed)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="repmon-bench-") as tmp:
         archive = args.archive or Path(tmp) / "events.jsonl.gz"
@@ -79,7 +102,7 @@ def main() -> None:
         with gzip.open(archive, "rb") as f:
             events = sum(1 for _ in f)
         size_mb = archive.stat().st_size / 2**20
-        result = run_replay(archive, rules_dir(Path(tmp) / "rules"))
+        result = run_replay(archive, rules_dir(Path(tmp) / "rules"), args.workers)
     emit(
         {
             "bench": "replay",
@@ -88,7 +111,9 @@ def main() -> None:
             "seconds": round(result["seconds"], 2),
             "events_per_s": round(events / result["seconds"]),
             "cpu_s": round(result["cpu_s"], 2),
+            "main_cpu_s": round(result["main_cpu_s"], 2),
             "peak_rss_mb": round(result["peak_rss_mb"], 1),
+            "peak_rss_total_mb": round(result["peak_rss_total_mb"], 1),
             **machine(),
         }
     )

@@ -478,6 +478,13 @@ class Engine:
         ch.evicted, self._evicted = self._evicted, []
         return ch
 
+    def take_decisions(self) -> list[Decision]:
+        """The decisions made since the last drain or take, and nothing else of what `drain`
+        hands over: for a caller without a store (replay), which drains now and then only to
+        keep memory bounded."""
+        out, self._decisions = self._decisions, []
+        return out
+
     # -- bounds ----------------------------------------------------------------------------
 
     def evict_idle(self, now: float) -> int:

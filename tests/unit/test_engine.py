@@ -106,6 +106,17 @@ def test_crossing_pauses_once_and_drains_everything_to_persist() -> None:
     assert not e.drain()
 
 
+def test_take_decisions_leaves_the_rest_to_drain() -> None:
+    e = Engine(RULES)
+    send_batch(e, "acme", 100, 7, T0)
+    warn_or_pause = e.evaluate(T0)
+    assert e.take_decisions() == warn_or_pause and warn_or_pause
+    assert e.take_decisions() == []
+    ch = e.drain()
+    assert not ch.decisions
+    assert len(ch.keys) == 107 and ch.states and ch.buckets
+
+
 def test_manual_pause_holds_and_resume_starts_afresh() -> None:
     e = Engine(RULES)
     send_batch(e, "acme", 200, 0, T0)
