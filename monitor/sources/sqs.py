@@ -166,31 +166,53 @@ class SqsSource:
         """Extend the batch's visibility now and then every half timeout until cancelled
         (started half a timeout after the batch was received)."""
         period = self.keep_period_s
-        while True:
+        kept = list(batch)
+        while kept:
             entries = [
                 {
                     "Id": str(i),
                     "ReceiptHandle": m.receipt_handle,
                     "VisibilityTimeout": self.visibility_s,
                 }
-                for i, m in enumerate(batch)
+                for i, m in enumerate(kept)
             ]
             try:
                 self.requests += 1
-                await self.client.change_message_visibility_batch(
+                resp = await self.client.change_message_visibility_batch(
                     QueueUrl=self.url, Entries=entries
-                )
-                self.extended += 1
-                log.info(
-                    "sqs_visibility_extended",
-                    queue=self.name,
-                    messages=len(batch),
-                    seconds=self.visibility_s,
                 )
             except Exception as e:
                 err = classify(e)
                 self.metrics.poll_errors.labels(self.name, err.code).inc()
                 log.warning("sqs_visibility_extend_failed", queue=self.name, error=err.code)
+            else:
+                # The batch call succeeds even when some entries fail (an expired receipt
+                # handle, say): such messages may reach another poller, so say so.
+                failed = resp.get("Failed") or []
+                codes = sorted({str(f.get("Code", "Unknown"))[:64] for f in failed})
+                for f in failed:
+                    self.metrics.poll_errors.labels(
+                        self.name, str(f.get("Code", "Unknown"))[:64]
+                    ).inc()
+                if failed:
+                    log.warning(
+                        "sqs_visibility_extend_failed",
+                        queue=self.name,
+                        messages=len(failed),
+                        of=len(kept),
+                        errors=codes,
+                    )
+                    # A sender fault will not succeed next time; the rest is tried again.
+                    lost = {f["Id"] for f in failed if f.get("SenderFault")}
+                    kept = [m for i, m in enumerate(kept) if str(i) not in lost]
+                if len(failed) < len(entries):
+                    self.extended += 1
+                    log.info(
+                        "sqs_visibility_extended",
+                        queue=self.name,
+                        messages=len(entries) - len(failed),
+                        seconds=self.visibility_s,
+                    )
             await self.sleep(period)
 
     async def _receive(self, stop: asyncio.Event) -> dict[str, Any] | None:

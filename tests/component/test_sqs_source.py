@@ -55,6 +55,55 @@ async def test_slow_batch_stays_invisible_until_done(sqs: Any) -> None:
             await asyncio.wait_for(task, 10)
 
 
+async def test_entries_that_fail_to_stay_invisible_are_counted_and_dropped(sqs: Any) -> None:
+    queue = (await sqs.create_queue(QueueName="half-gone", Attributes={"VisibilityTimeout": "2"}))[
+        "QueueUrl"
+    ]
+    for body in ("kept", "gone"):
+        await sqs.send_message(QueueUrl=queue, MessageBody=body)
+    metrics = Metrics(CollectorRegistry())
+    release = asyncio.Event()
+    batches: list[list[str]] = []
+
+    async def handler(batch: Sequence[Message]) -> Sequence[Message]:
+        batches.append([m.body for m in batch])
+        for m in batch:  # its receipt handle goes stale: SQS fails that entry alone
+            if m.body == "gone":
+                await sqs.delete_message(QueueUrl=queue, ReceiptHandle=m.receipt_handle)
+        await release.wait()
+        return [m for m in batch if m.body == "kept"]
+
+    stop = asyncio.Event()
+    source = SqsSource(
+        client=sqs,
+        queue_url=queue,
+        handler=handler,
+        metrics=metrics,
+        clock=lambda: 0.0,
+        pollers=1,
+        wait_time_s=1,
+    )
+    task = asyncio.create_task(source.run(stop))
+    try:
+        await eventually(lambda: source.extended >= 3, timeout=15, what="three extensions")
+        assert sorted(batches[0]) == ["gone", "kept"]
+        # Counted once: the stale handle is not sent again, the other one still is.
+        failures = metrics.registry.get_sample_value(
+            "repmon_queue_poll_errors_total",
+            {"queue": "half-gone", "error": "ReceiptHandleIsInvalid"},
+        )
+        assert failures == 1
+        other = await sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
+        assert "Messages" not in other
+        release.set()
+        await eventually(lambda: source.deleted == 1, what="the kept message deleted")
+    finally:
+        stop.set()
+        release.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+
+
 async def test_receive_errors_are_counted_and_the_loop_keeps_going(sqs: Any) -> None:
     metrics = Metrics(CollectorRegistry())
     stop = asyncio.Event()
