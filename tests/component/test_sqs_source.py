@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from conftest import eventually
 from monitor.metrics import Metrics
-from monitor.sources.sqs import Message, SqsSource
+from monitor.sources.sqs import Handler, Message, SqsSource
+
+
+def source_on(sqs: Any, queue: str, handler: Handler, **options: Any) -> SqsSource:
+    """A source with a fresh registry and a fixed clock, unless `options` say otherwise."""
+    options.setdefault("metrics", Metrics(CollectorRegistry()))
+    return SqsSource(client=sqs, queue_url=queue, handler=handler, clock=lambda: 0.0, **options)
+
+
+@contextlib.asynccontextmanager
+async def running(source: SqsSource, release: asyncio.Event) -> AsyncIterator[None]:
+    """Run `source` for the block; then release the handler and wait for the source to stop."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        release.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
 
 
 async def test_slow_batch_stays_invisible_until_done(sqs: Any) -> None:
@@ -27,18 +47,8 @@ async def test_slow_batch_stays_invisible_until_done(sqs: Any) -> None:
         await release.wait()  # a commit that takes longer than the visibility timeout
         return batch
 
-    stop = asyncio.Event()
-    source = SqsSource(
-        client=sqs,
-        queue_url=queue,
-        handler=handler,
-        metrics=Metrics(CollectorRegistry()),
-        clock=lambda: 0.0,
-        pollers=1,
-        wait_time_s=1,
-    )
-    task = asyncio.create_task(source.run(stop))
-    try:
+    source = source_on(sqs, queue, handler, pollers=1, wait_time_s=1)
+    async with running(source, release):
         await eventually(
             lambda: source.extended >= 3, timeout=15, what="three visibility extensions"
         )
@@ -48,11 +58,6 @@ async def test_slow_batch_stays_invisible_until_done(sqs: Any) -> None:
         release.set()
         await eventually(lambda: source.deleted == 1, what="message deleted")
         assert len(seen) == 1
-    finally:
-        stop.set()
-        release.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 10)
 
 
 async def test_entries_that_fail_to_stay_invisible_are_counted_and_dropped(sqs: Any) -> None:
@@ -73,18 +78,8 @@ async def test_entries_that_fail_to_stay_invisible_are_counted_and_dropped(sqs: 
         await release.wait()
         return [m for m in batch if m.body == "kept"]
 
-    stop = asyncio.Event()
-    source = SqsSource(
-        client=sqs,
-        queue_url=queue,
-        handler=handler,
-        metrics=metrics,
-        clock=lambda: 0.0,
-        pollers=1,
-        wait_time_s=1,
-    )
-    task = asyncio.create_task(source.run(stop))
-    try:
+    source = source_on(sqs, queue, handler, metrics=metrics, pollers=1, wait_time_s=1)
+    async with running(source, release):
         await eventually(lambda: source.extended >= 3, timeout=15, what="three extensions")
         assert sorted(batches[0]) == ["gone", "kept"]
         # Counted once: the stale handle is not sent again, the other one still is.
@@ -97,11 +92,6 @@ async def test_entries_that_fail_to_stay_invisible_are_counted_and_dropped(sqs: 
         assert "Messages" not in other
         release.set()
         await eventually(lambda: source.deleted == 1, what="the kept message deleted")
-    finally:
-        stop.set()
-        release.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 10)
 
 
 async def test_receive_errors_are_counted_and_the_loop_keeps_going(sqs: Any) -> None:
@@ -146,15 +136,7 @@ async def test_stop_abandons_the_long_polls_and_a_quick_batch_is_never_extended(
         return batch
 
     stop = asyncio.Event()
-    source = SqsSource(
-        client=sqs,
-        queue_url=queue,
-        handler=handler,
-        metrics=Metrics(CollectorRegistry()),
-        clock=lambda: 0.0,
-        pollers=3,
-        wait_time_s=20,
-    )
+    source = source_on(sqs, queue, handler, pollers=3, wait_time_s=20)
     task = asyncio.create_task(source.run(stop))
     await eventually(lambda: source.deleted == 1, what="message deleted")
     # Every poller is now in a 20 s long poll on the empty queue.
@@ -169,15 +151,7 @@ async def test_stop_abandons_the_long_polls_and_a_quick_batch_is_never_extended(
 async def test_a_poller_cancelled_from_outside_is_not_taken_for_a_stop(sqs: Any) -> None:
     queue = (await sqs.create_queue(QueueName="outside-cancel"))["QueueUrl"]
     stop = asyncio.Event()
-    source = SqsSource(
-        client=sqs,
-        queue_url=queue,
-        handler=lambda b: asyncio.sleep(0, b),
-        metrics=Metrics(CollectorRegistry()),
-        clock=lambda: 0.0,
-        pollers=1,
-        wait_time_s=20,
-    )
+    source = source_on(sqs, queue, lambda b: asyncio.sleep(0, b), pollers=1, wait_time_s=20)
     task = asyncio.create_task(source.run(stop))
     await eventually(lambda: len(source._receiving) == 1, what="the poller waiting")
     task.cancel()
