@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from monitor import replay
+from monitor.replay import reading, report
+from monitor.replay.replayer import Replayer
 from monitor.rulesfile import embedded_presets_text, load_rules_dir
 from monitor.sandbox.traffic import TenantProfile, Traffic, iso, sns
 
@@ -305,7 +307,7 @@ def test_the_table(
     assert run(capsys, *args) == (code, out, "")  # byte-identical again
     header, columns, *rows, summary = out.splitlines()
     assert header.startswith("# peak rates: highest over the moments the window held")
-    assert columns.split() == list(replay.TABLE_COLUMNS)
+    assert columns.split() == list(report.TABLE_COLUMNS)
     by_tenant = {r.split()[0]: r.split() for r in rows}
     assert sorted(by_tenant) == ["bad", "good-a", "good-b", "good-c", "texter"]
     bad = by_tenant["bad"]
@@ -331,8 +333,8 @@ BLOCKED = sample("sms-event-text-blocked.json")
 FOUR = [SEND, BOUNCE, SMS, BLOCKED]
 
 
-def read(rules_dir: Path, path: Path) -> replay.Replayer:
-    r = replay.Replayer(load_rules_dir(rules_dir))
+def read(rules_dir: Path, path: Path) -> Replayer:
+    r = Replayer(load_rules_dir(rules_dir))
     assert r.read_file(path) is None
     return r
 
@@ -376,7 +378,7 @@ def test_each_format_reads_the_same_four_events(
 def test_a_record_split_across_read_chunks(
     rules_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(replay, "CHUNK_CHARS", 7)  # every record straddles many chunks
+    monkeypatch.setattr(reading, "CHUNK_CHARS", 7)  # every record straddles many chunks
     path = tmp_path / "firehose"
     path.write_text("".join(compact(r) for r in FOUR) + "\n" + json.dumps(FOUR))
     r = read(rules_dir, path)

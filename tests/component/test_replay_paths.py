@@ -39,6 +39,8 @@ from monitor.core.engine import MessageResult
 from monitor.core.events import Event
 from monitor.core.state import Decision
 from monitor.core.windows import OUTCOME_SLOTS, SLOTS
+from monitor.replay import cli, reading, replayer, report, workers
+from monitor.replay.replayer import Replayer
 from monitor.rulesfile import embedded_presets_text, load_rules_dir
 from monitor.sandbox.traffic import TenantProfile, Traffic, sns
 
@@ -89,14 +91,14 @@ def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- the reference -----------------------------------------------------------------------------
 
 
-def reference_read(r: replay.Replayer, path: Path) -> str | None:
+def reference_read(r: Replayer, path: Path) -> str | None:
     """`Replayer.read_file` as it was."""
     r.stats.files += 1
     try:
-        with replay.open_text(path) as f:
-            stream = replay.JsonStream(f.read, fast_lines=False)
+        with reading.open_text(path) as f:
+            stream = reading.JsonStream(f.read, fast_lines=False)
             for value in stream:
-                for rec in replay.records(value):
+                for rec in reading.records(value):
                     r.stats.records += 1
                     if isinstance(rec, DecodeError):
                         decoded: list[Any] | DecodeError = rec
@@ -110,7 +112,7 @@ def reference_read(r: replay.Replayer, path: Path) -> str | None:
                         r.events.extend(decoded)
     except (OSError, EOFError, zlib.error, UnicodeError) as e:
         r.stats.unreadable_files += 1
-        return f"replay: {path}: cannot read ({replay._why(e)}); records before the problem kept"
+        return f"replay: {path}: cannot read ({reading.why(e)}); records before the problem kept"
     if stream.not_json:
         r.stats.skipped_files += 1
         return None
@@ -124,7 +126,7 @@ def reference_read(r: replay.Replayer, path: Path) -> str | None:
     return None
 
 
-def reference_run(r: replay.Replayer) -> None:
+def reference_run(r: Replayer) -> None:
     """`Replayer.run` as it was: per instant, each event ingested alone, then one evaluate
     and one drain; peaks sampled; a tick every TICK_S of event time; prunes."""
     engine = r.engine
@@ -137,7 +139,7 @@ def reference_run(r: replay.Replayer) -> None:
         j = i + 1
         while j < n and events[j].time == now:
             j += 1
-        if now - last_tick >= replay.TICK_S:
+        if now - last_tick >= replayer.TICK_S:
             if engine.tick(now):
                 r._emit(sorted(engine.drain().decisions, key=lambda d: (d.tenant, d.channel)))
             last_tick = now
@@ -175,12 +177,12 @@ def reference(
     out, err = io.StringIO(), io.StringIO()
 
     def emit(d: Decision) -> None:
-        out.write(replay.decision_line(d) + "\n")
+        out.write(report.decision_line(d) + "\n")
 
     with monkeypatch.context() as m:
-        m.setattr(replay, "TAIL_CHARS", -1)  # the json module always given the whole buffer
-        r = replay.Replayer(load_rules_dir(rules_dir), on_decision=emit)
-        files, missing = replay.expand([str(p) for p in paths])
+        m.setattr(reading, "TAIL_CHARS", -1)  # the json module always given the whole buffer
+        r = Replayer(load_rules_dir(rules_dir), on_decision=emit)
+        files, missing = reading.expand([str(p) for p in paths])
         assert not missing
         for f in files:
             warning = reference_read(r, f)
@@ -211,18 +213,18 @@ def command(rules_dir: Path, paths: list[Path], *args: str) -> tuple[str, str]:
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Blocks of a few lines, frequent releases with little slack: every path of the worker
     reader and of the early replay is taken on small inputs. Yields the events released."""
-    monkeypatch.setattr(replay, "CHUNK_CHARS", 4096)
-    monkeypatch.setattr(replay, "RELEASE_EVERY", 50)
-    monkeypatch.setattr(replay, "MIN_SLACK_S", 60.0)
+    monkeypatch.setattr(reading, "CHUNK_CHARS", 4096)
+    monkeypatch.setattr(replayer, "RELEASE_EVERY", 50)
+    monkeypatch.setattr(replayer, "MIN_SLACK_S", 60.0)
     released: list[int] = []
-    feed = replay.Replayer._feed
+    feed = Replayer._feed
 
-    def spy(self: replay.Replayer, events: list[Any]) -> None:
+    def spy(self: Replayer, events: list[Any]) -> None:
         if self._speculation is not None:
             released.append(len(events))
         feed(self, events)
 
-    monkeypatch.setattr(replay.Replayer, "_feed", spy)
+    monkeypatch.setattr(Replayer, "_feed", spy)
     yield released
 
 
@@ -459,7 +461,7 @@ def test_decoders_read_an_integer_beyond_64_bits_as_they_read_its_float() -> Non
         for path in value_paths(rec):
             for big in ("123456789012345678901234567890", "-98765432109876543210"):
                 text = json.dumps(replace_at(rec, path, mark)).replace(json.dumps(mark), big)
-                by_orjson, by_json = replay.Decoded(), replay.Decoded()
+                by_orjson, by_json = reading.Decoded(), reading.Decoded()
                 by_orjson.add_value(orjson.loads(text))
                 by_json.add_value(json.loads(text))
                 assert (by_orjson.undecodable, by_orjson.events) == (
@@ -491,7 +493,7 @@ def replace_at(value: Any, path: tuple[Any, ...], new: Any) -> Any:
 def test_workers_by_default_only_for_enough_input(tmp_path: Path) -> None:
     small = tmp_path / "small.jsonl"
     small.write_text("{}\n")
-    assert replay.default_workers([small]) == 0
+    assert cli.default_workers([small]) == 0
     with small.open("r+b") as f:
-        f.truncate(replay.PARALLEL_MIN_BYTES)
-    assert replay.default_workers([small]) in range(1024)
+        f.truncate(workers.PARALLEL_MIN_BYTES)
+    assert cli.default_workers([small]) in range(1024)
