@@ -124,6 +124,7 @@ class Call:
     params: Json
     time: float
     status: int
+    user_agent: str = ""
 
 
 class SesStandIn:
@@ -241,7 +242,15 @@ class SesStandIn:
         except SesError as e:
             response = _error(e)
         with self._lock:
-            self._calls.append(Call(operation, params, received, response.status))
+            self._calls.append(
+                Call(
+                    operation,
+                    params,
+                    received,
+                    response.status,
+                    request.headers.get("User-Agent", ""),
+                )
+            )
         return response
 
     async def _before(self, operation: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+import monitor
 from conftest import eventually, queue_depth, send_paced, start
 from monitor.core.events import Channel
 from monitor.core.state import Status
@@ -74,6 +75,8 @@ async def test_bad_tenant_paused_through_ses_good_ones_not(
         assert [
             (c.params["ReputationEntityReference"], c.params["SendingStatus"]) for c in calls
         ] == [(arns["bad"], "DISABLED")]
+        # The pause names its maker, as CloudTrail will show it.
+        assert calls[0].user_agent.startswith(f"reputation-monitor/{monitor.__version__} ")
         assert sandbox.ses.sending_status(names["bad"]) == "DISABLED"
         assert sandbox.ses.sending_status(names["good-a"]) == "ENABLED"
         assert d.engine.tenants[names["bad"]].state.status is Status.PAUSED
