@@ -182,9 +182,12 @@ class SqliteStore:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a power loss may drop the last commits but never corrupts; the
-        # messages behind them were not deleted from SQS yet, so they are simply redelivered.
-        db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk before it returns, and only then are its messages deleted
+        # from SQS, so a power loss or a node crash loses no counts, keys or audit rows.
+        # (NORMAL would leave the latest commits in the page cache until a checkpoint: gone
+        # with the node while their messages are deleted.) Group commit keeps the fsyncs few:
+        # ~0.5 ms and ~0.1 ms of CPU a commit here, of dozens of events.
+        db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(SCHEMA)
         row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()

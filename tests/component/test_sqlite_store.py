@@ -84,6 +84,17 @@ async def test_max_keys_keeps_the_last_committed(tmp_path: Path) -> None:
     assert loaded.keys == keys[15:]
 
 
+async def test_commits_are_synced_to_disk_before_they_return(tmp_path: Path) -> None:
+    """Messages are deleted after their commit: it must survive a power loss, not just a
+    crash of the process (synchronous=FULL; NORMAL syncs the WAL only at checkpoints)."""
+    store = SqliteStore(tmp_path / "s.db")
+    try:
+        level = await store._run(lambda db: db.execute("PRAGMA synchronous").fetchone()[0])
+    finally:
+        await store.close()
+    assert level == 2  # FULL
+
+
 def test_key_rows_split_keys_of_different_lengths() -> None:
     keys = [(b"a" * 16, 1.0), (b"bb", 2.0), (b"c" * 16, 3.0)]
     out = key_rows(keys)
