@@ -20,6 +20,7 @@ from monitor.app import Daemon
 from monitor.aws import client_config
 from monitor.rulesfile import embedded_presets_text, load_rules_dir
 from monitor.sandbox import Sandbox, SesStandIn
+from monitor.sandbox.moto_server import queue_depth as moto_queue_depth
 from monitor.settings import load_settings
 
 POLL_INTERVAL_S = 0.02
@@ -196,15 +197,8 @@ async def send_paced(sqs: Any, queue: str, bodies: list[str], depth: int = 60) -
 async def queue_depth(
     sqs: Any, queue: str, *, visible_only: bool = False, below: int | None = None
 ) -> Any:
-    attrs = (
-        await sqs.get_queue_attributes(
-            QueueUrl=queue,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )
-    )["Attributes"]
-    n = int(attrs["ApproximateNumberOfMessages"])
-    if not visible_only:
-        n += int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    """The depth, or with `below` whether it is under that (for `eventually`)."""
+    n = await moto_queue_depth(sqs, queue, visible_only=visible_only)
     return n < below if below is not None else n
 
 

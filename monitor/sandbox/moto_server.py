@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import urllib.request
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -69,3 +69,18 @@ class MotoServer:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+async def queue_depth(sqs: Any, queue_url: str, *, visible_only: bool = False) -> int:
+    """Messages in a queue (visible, plus in flight unless `visible_only`), as SQS estimates
+    them: what the tests' and fault trials' paced producers and drains poll on."""
+    attrs = (
+        await sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+    )["Attributes"]
+    n = int(attrs["ApproximateNumberOfMessages"])
+    if not visible_only:
+        n += int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    return n

@@ -46,6 +46,7 @@ from monitor.core.events import Channel
 from monitor.core.windows import E_BOUNCE, E_BOUNCE_OTHER, E_COMPLAINT, E_DELIVERED, E_SENT
 from monitor.rulesfile import embedded_presets_text, load_rules_dir
 from monitor.sandbox import Sandbox
+from monitor.sandbox.moto_server import queue_depth
 from monitor.sandbox.traffic import ACCOUNT, Mail, TenantProfile, Traffic, sns
 from monitor.store.sqlite import SqliteStore
 
@@ -263,19 +264,6 @@ async def create_queue(
         )
     )["QueueUrl"]
     return url
-
-
-async def queue_depth(sqs: Any, queue: str, *, visible_only: bool = False) -> int:
-    attrs = (
-        await sqs.get_queue_attributes(
-            QueueUrl=queue,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )
-    )["Attributes"]
-    n = int(attrs["ApproximateNumberOfMessages"])
-    if not visible_only:
-        n += int(attrs["ApproximateNumberOfMessagesNotVisible"])
-    return n
 
 
 async def produce(

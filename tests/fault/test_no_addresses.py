@@ -25,13 +25,14 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 import structlog
-from crash import create_queue, queue_depth, sqs_client
+from crash import create_queue, sqs_client
 
 from conftest import eventually
 from monitor import logs
 from monitor.app import Daemon
 from monitor.rulesfile import load_rules_dir
 from monitor.sandbox import Sandbox
+from monitor.sandbox.moto_server import queue_depth
 from monitor.sandbox.traffic import iso, sns
 from monitor.settings import load_settings
 
