@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 from monitor.core.rules import Rules  # noqa: E402
 from monitor.core.rulesparse import parse_rules  # noqa: E402
-from monitor.rulesfile import embedded_presets_text  # noqa: E402
+from monitor.rulesfile import embedded_presets_text, write_rules_dir  # noqa: E402
 from monitor.sandbox.traffic import TenantProfile, Traffic, sns  # noqa: E402
 
 # Tenants whose name starts with t09 are on the strict policy: a glob, as operators write them.
@@ -41,10 +41,7 @@ def rules() -> Rules:
 
 def rules_dir(path: Path) -> Path:
     """The same rules as files, for a daemon or `replay` process."""
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "presets.yaml").write_text(embedded_presets_text())
-    (path / "bench.yaml").write_text(BENCH_RULES)
-    return path
+    return write_rules_dir(path, {"bench.yaml": BENCH_RULES})
 
 
 def tenant_name(i: int) -> str:

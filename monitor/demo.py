@@ -25,7 +25,7 @@ from monitor.aws import session
 from monitor.core.events import Channel
 from monitor.core.rules import Rate
 from monitor.core.state import Status
-from monitor.rulesfile import embedded_presets_text, load_rules_dir
+from monitor.rulesfile import load_rules_dir, write_rules_dir
 from monitor.sandbox import Sandbox
 from monitor.sandbox.traffic import TenantProfile, Traffic, sns
 from monitor.settings import load_settings
@@ -100,10 +100,7 @@ async def _demo(sandbox: Sandbox, tmp: Path, seconds: float, n_tenants: int, htt
     profiles = _profiles(n_tenants)
     for p in profiles:
         sandbox.ses.add_tenant(p.name)
-    rules_dir = tmp / "rules"
-    rules_dir.mkdir()
-    (rules_dir / "presets.yaml").write_text(embedded_presets_text())
-    (rules_dir / "demo.yaml").write_text(DEMO_RULES)
+    rules_dir = write_rules_dir(tmp / "rules", {"demo.yaml": DEMO_RULES})
     rules = load_rules_dir(rules_dir)
 
     sess = session()

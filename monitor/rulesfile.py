@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -82,6 +83,16 @@ def embedded_presets_text() -> str:
             f"{PRESETS_NAME} is neither packaged as monitor/_rules/{PRESETS_NAME} nor in the "
             f"source tree at {source}; reinstall reputation-monitor"
         ) from None
+
+
+def write_rules_dir(path: Path, files: Mapping[str, str]) -> Path:
+    """Make `path` a rules directory: the shipped presets beside `files` (name → YAML text).
+    For the demo, tests and benchmarks, which bring their own policies."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / PRESETS_NAME).write_text(embedded_presets_text(), encoding="utf-8")
+    for name, text in files.items():
+        (path / name).write_text(text, encoding="utf-8")
+    return path
 
 
 def _os_reason(e: OSError) -> str:

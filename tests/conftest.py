@@ -18,7 +18,7 @@ from hypothesis import settings as hypothesis_settings
 from monitor.actions.actuator import Actuator
 from monitor.app import Daemon
 from monitor.aws import client_config
-from monitor.rulesfile import embedded_presets_text, load_rules_dir
+from monitor.rulesfile import load_rules_dir, write_rules_dir
 from monitor.sandbox import Sandbox, SesStandIn
 from monitor.sandbox.moto_server import queue_depth as moto_queue_depth
 from monitor.settings import load_settings
@@ -100,11 +100,7 @@ async def queue(sqs: Any) -> str:
 
 @pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "presets.yaml").write_text(embedded_presets_text())
-    (d / "test.yaml").write_text(TEST_RULES)
-    return d
+    return write_rules_dir(tmp_path / "rules", {"test.yaml": TEST_RULES})
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from aiohttp import web
 from conftest import eventually
 from monitor.app import Daemon
 from monitor.cli import tenants
-from monitor.rulesfile import embedded_presets_text, load_rules_dir
+from monitor.rulesfile import load_rules_dir, write_rules_dir
 from monitor.sandbox import Sandbox
 from monitor.sandbox.traffic import TenantProfile, Traffic, sns
 from monitor.settings import load_settings
@@ -91,10 +91,7 @@ async def start_daemon(
                     {"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])
                 ],
             )
-    rules_dir = tmp_path / "rules"
-    rules_dir.mkdir()
-    (rules_dir / "presets.yaml").write_text(embedded_presets_text())
-    (rules_dir / "test.yaml").write_text(rules)
+    rules_dir = write_rules_dir(tmp_path / "rules", {"test.yaml": rules})
     s = load_settings(
         queue_urls=queue,
         rules_dir=str(rules_dir),

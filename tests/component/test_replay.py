@@ -22,7 +22,7 @@ import pytest
 from monitor import replay
 from monitor.replay import reading, report
 from monitor.replay.replayer import Replayer
-from monitor.rulesfile import embedded_presets_text, load_rules_dir
+from monitor.rulesfile import load_rules_dir, write_rules_dir
 from monitor.sandbox.traffic import TenantProfile, Traffic, iso, sns
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,10 +48,7 @@ default_policy: small
 
 @pytest.fixture(scope="module")
 def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("rules")
-    (d / "presets.yaml").write_text(embedded_presets_text())
-    (d / "test.yaml").write_text(TEST_RULES)
-    return d
+    return write_rules_dir(tmp_path_factory.mktemp("rules"), {"test.yaml": TEST_RULES})
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

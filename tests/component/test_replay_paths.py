@@ -41,7 +41,7 @@ from monitor.core.state import Decision
 from monitor.core.windows import OUTCOME_SLOTS, SLOTS
 from monitor.replay import cli, reading, replayer, report, workers
 from monitor.replay.replayer import Replayer
-from monitor.rulesfile import embedded_presets_text, load_rules_dir
+from monitor.rulesfile import load_rules_dir, write_rules_dir
 from monitor.sandbox.traffic import TenantProfile, Traffic, sns
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,10 +82,7 @@ tenants:
 
 @pytest.fixture(scope="module")
 def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("rules")
-    (d / "presets.yaml").write_text(embedded_presets_text())
-    (d / "test.yaml").write_text(RULES)
-    return d
+    return write_rules_dir(tmp_path_factory.mktemp("rules"), {"test.yaml": RULES})
 
 
 # -- the reference -----------------------------------------------------------------------------

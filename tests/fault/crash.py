@@ -44,7 +44,7 @@ from aiobotocore.session import get_session
 from monitor.core.engine import Engine
 from monitor.core.events import Channel
 from monitor.core.windows import E_BOUNCE, E_BOUNCE_OTHER, E_COMPLAINT, E_DELIVERED, E_SENT
-from monitor.rulesfile import embedded_presets_text, load_rules_dir
+from monitor.rulesfile import load_rules_dir, write_rules_dir
 from monitor.sandbox import Sandbox
 from monitor.sandbox.moto_server import queue_depth
 from monitor.sandbox.traffic import ACCOUNT, Mail, TenantProfile, Traffic, sns
@@ -311,11 +311,7 @@ async def wait_empty(sqs: Any, queue: str, *, timeout: float = DRAIN_TIMEOUT_S) 
 
 
 def write_rules(workdir: Path) -> Path:
-    d = workdir / "rules"
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "presets.yaml").write_text(embedded_presets_text())
-    (d / "test.yaml").write_text(RULES)
-    return d
+    return write_rules_dir(workdir / "rules", {"test.yaml": RULES})
 
 
 def daemon_env(

@@ -29,7 +29,7 @@ from aiobotocore.session import get_session
 
 from conftest import eventually, start
 from monitor import replay
-from monitor.rulesfile import embedded_presets_text
+from monitor.rulesfile import write_rules_dir
 from monitor.sandbox import Sandbox
 from monitor.sandbox.traffic import Mail, TenantProfile, Traffic, sns
 
@@ -51,11 +51,7 @@ default_policy: month
 
 @pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "presets.yaml").write_text(embedded_presets_text())
-    (d / "month.yaml").write_text(RULES)
-    return d
+    return write_rules_dir(tmp_path / "rules", {"month.yaml": RULES})
 
 
 @pytest.fixture

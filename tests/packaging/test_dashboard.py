@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import eventually
 from monitor.app import Daemon
-from monitor.rulesfile import embedded_presets_text, load_rules_dir
+from monitor.rulesfile import load_rules_dir, write_rules_dir
 from monitor.sandbox import Sandbox
 from monitor.sandbox.traffic import TenantProfile, Traffic, sns
 from monitor.settings import load_settings
@@ -132,10 +132,7 @@ async def test_every_metric_the_dashboard_and_alerts_query_is_exported(
 ) -> None:
     tenant = f"dash-{uuid.uuid4().hex[:6]}"
     sandbox.ses.add_tenant(tenant)
-    rules_dir = tmp_path / "rules"
-    rules_dir.mkdir()
-    (rules_dir / "presets.yaml").write_text(embedded_presets_text())
-    (rules_dir / "dash.yaml").write_text(RULES)
+    rules_dir = write_rules_dir(tmp_path / "rules", {"dash.yaml": RULES})
     queue = (await sqs.create_queue(QueueName=f"dash-{uuid.uuid4().hex[:8]}"))["QueueUrl"]
     missing = queue.rsplit("/", 1)[0] + f"/no-such-queue-{uuid.uuid4().hex[:8]}"
 
