@@ -67,14 +67,11 @@ def actions_for(policy: Policy, kind: Kind, channel: Channel) -> tuple[str, ...]
     return acts
 
 
-def _worst(
-    snap: Snapshot, thresholds: dict[Rate, Threshold], level: str
-) -> tuple[Rate, float] | None:
+def _worst(rates: list[tuple[Rate, Threshold, float]], level: str) -> tuple[Rate, float] | None:
     """The rate furthest over its `level` threshold, if any is at or over it."""
     best: tuple[Rate, float, float] | None = None
-    for rate, t in thresholds.items():
+    for rate, t, value in rates:
         limit = t.pause if level == "pause" else t.warn
-        value = snap.rate(rate)
         if value >= limit >= 0:
             over = value / limit if limit else float("inf")
             if best is None or over > best[2]:
@@ -126,7 +123,8 @@ def evaluate(
             received_at=received_at,
         )
 
-    over_pause = _worst(snap, thresholds, "pause")
+    rates = [(r, t, snap.rate(r)) for r, t in thresholds.items()]  # each computed once
+    over_pause = _worst(rates, "pause")
     if over_pause and (enough or (cs.status is Status.PROBATION and volume > 0)):
         rate, value = over_pause
         reason = _reason(rate, value, "pause", thresholds[rate].pause, snap, policy)
@@ -139,12 +137,10 @@ def evaluate(
             return decide(Kind.WARN, Status.WARNING, reason)
         return None
     # Unlatch would_pause once the rates are clearly back under the pause thresholds.
-    if cs.would_pause and all(
-        _below(snap.rate(r), policy.resume_below, t.pause) for r, t in thresholds.items()
-    ):
+    if cs.would_pause and all(_below(value, policy.resume_below, t.pause) for _, t, value in rates):
         cs.would_pause = False
 
-    over_warn = _worst(snap, thresholds, "warn")
+    over_warn = _worst(rates, "warn")
     if cs.status is Status.HEALTHY:
         if over_warn and enough:
             rate, value = over_warn
@@ -155,7 +151,7 @@ def evaluate(
             )
         return None
     if cs.status is Status.WARNING:
-        if all(_below(snap.rate(r), policy.resume_below, t.warn) for r, t in thresholds.items()):
+        if all(_below(value, policy.resume_below, t.warn) for _, t, value in rates):
             return decide(
                 Kind.CLEAR,
                 Status.HEALTHY,

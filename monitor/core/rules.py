@@ -56,13 +56,25 @@ class Policy:
     resume_below: float = 0.8
     auto_resume_s: float | None = None  # None: paused until an admin resumes
     actions: tuple[str, ...] = ("ses_tenant",)
+    # channel_thresholds' answers, made once: it is asked on every evaluation.
+    _by_channel: Mapping[Channel, Mapping[Rate, Threshold]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        by_channel = {
+            c: {r: t for r, t in self.thresholds.items() if _CHANNEL[r] is c} for c in Channel
+        }
+        object.__setattr__(self, "_by_channel", by_channel)
 
     @property
     def can_pause(self) -> bool:
         return bool(self.actions)
 
-    def channel_thresholds(self, channel: Channel) -> dict[Rate, Threshold]:
-        return {r: t for r, t in self.thresholds.items() if _CHANNEL[r] is channel}
+    def channel_thresholds(self, channel: Channel) -> Mapping[Rate, Threshold]:
+        """The channel's rates and their thresholds, in the policy's order (shared: read
+        only)."""
+        return self._by_channel[channel]
 
 
 @dataclass(frozen=True, slots=True)
