@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import orjson
 
 from monitor.core.decode import AnyEvent, DecodeError
+from monitor.core.decode.typed import decode_ses_record
 from monitor.core.events import Channel, Event, Outcome, TenantHints
 from monitor.replay import reading
 from monitor.replay.reading import DEEP_NESTING, Decoded, decode_record, open_text, read_file
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from monitor.replay.replayer import Replayer
 
 _orjson_loads = orjson.loads
+_SES_RECORD_START = '{"eventType":'  # how Firehose (SES's own JSON) starts a record
 
 PARALLEL_MIN_BYTES = 8 << 20  # less input is read sooner than worker processes start
 MAX_LINE_CHARS = 16 << 20  # a "line" this long is no JSON Line: the general path reads on
@@ -96,15 +98,23 @@ def _read_block(text: str, packer: Packer) -> tuple[Any, ...]:
             nl = end
         line = text[pos:nl]
         pos = nl + 1
+        deep = len(line) >= 2 * DEEP_NESTING and line.count("{") + line.count("[") >= DEEP_NESTING
+        if not deep and line.startswith(_SES_RECORD_START):
+            # A raw SES record in the plain case, typed: the Event the lines below would make
+            # of it, without building its dicts (tests/unit/test_decode_typed.py).
+            event = decode_ses_record(line)
+            if event is not None:
+                content = True
+                out.records += 1
+                events.append(event)
+                continue
         try:
             value = _orjson_loads(line)
         except ValueError:  # orjson.JSONDecodeError; also lone surrogates (bad UTF-8)
             if line.strip(" \t\r"):
                 return ("slow",)
             continue  # a blank line: whitespace to the general path too
-        if type(value) is not dict:
-            return ("slow",)
-        if len(line) >= 2 * DEEP_NESTING and line.count("{") + line.count("[") >= DEEP_NESTING:
+        if type(value) is not dict or deep:
             return ("slow",)
         content = True
         if "Messages" in value or "Body" in value:

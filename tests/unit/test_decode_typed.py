@@ -13,12 +13,14 @@ import random
 from pathlib import Path
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.core.decode.envelope import decode_body, decode_body_general
-from monitor.core.decode.typed import decode_sns
+from monitor.core.decode.typed import decode_ses_record, decode_sns
 from monitor.core.events import Event
+from monitor.replay.reading import decode_record
 from monitor.sandbox.traffic import TenantProfile, Traffic
 
 SAMPLES = Path(__file__).parents[1] / "data" / "samples"
@@ -68,6 +70,15 @@ def assert_same(body: bytes | str) -> None:
     new, old = decode_body(body), decode_body_general(body)
     assert new == old
     assert repr(new) == repr(old)
+    # The same text as a raw record (a line of a Firehose archive): replay's workers read it
+    # typed, and must read what its general path makes of the line (orjson, decode_record).
+    event = decode_ses_record(body)
+    if event is not None:
+        value = orjson.loads(body)  # typed accepted it: so must orjson
+        assert type(value) is dict and "Messages" not in value and "Body" not in value
+        general = decode_record(value)
+        assert general == [event]
+        assert repr(general) == repr([event])
 
 
 # --- the samples, in every envelope -----------------------------------------------------------
@@ -93,6 +104,10 @@ def test_the_plain_case_takes_the_typed_path() -> None:
     for record in RECORDS:
         if record["eventType"] == "Subscription":
             continue
+        for raw in (json.dumps(record), json.dumps(record, indent=2)):
+            event = decode_ses_record(raw)
+            assert isinstance(event, Event)
+            assert [event] == decode_record(json.loads(raw))
         for pretty in (False, True):
             body = sns(json.dumps(record), pretty=pretty)
             event = decode_sns(body.encode())
@@ -186,6 +201,7 @@ def mutated(draw: st.DrawFn, node: Any) -> Any:
 @given(st.sampled_from(RECORDS), st.data())
 def test_mutated_records(record: dict[str, Any], data: st.DataObject) -> None:
     message = literals(json.dumps(data.draw(mutated(record))))
+    assert_same(message)  # as a raw record
     body = sns(message, pretty=data.draw(st.booleans()))
     assert_same(body)
     assert_same(body.encode("utf-8", "surrogatepass"))
@@ -209,9 +225,13 @@ PIECES = [
 
 
 @FUZZ
-@given(st.sampled_from(RECORDS), st.booleans(), st.randoms(use_true_random=False))
-def test_edited_text(record: dict[str, Any], pretty: bool, rng: random.Random) -> None:
-    body = bytearray(sns(json.dumps(record), pretty=pretty).encode())
+@given(st.sampled_from(RECORDS), st.booleans(), st.booleans(), st.randoms(use_true_random=False))
+def test_edited_text(record: dict[str, Any], pretty: bool, raw: bool, rng: random.Random) -> None:
+    if raw:  # a Firehose line
+        text = json.dumps(record, indent=2 if pretty else None)
+    else:
+        text = sns(json.dumps(record), pretty=pretty)
+    body = bytearray(text.encode())
     for _ in range(rng.randint(1, 3)):
         at = rng.randrange(len(body) + 1)
         piece = rng.choice(PIECES)
@@ -346,6 +366,7 @@ EDGE_RECORDS = [
 
 def test_edge_records() -> None:
     for record in EDGE_RECORDS:
+        assert_same(literals(json.dumps(record)))  # as a raw record
         for pretty in (False, True):
             body = sns(literals(json.dumps(record)), pretty=pretty)
             assert_same(body)

@@ -236,6 +236,16 @@ def decode_sns(body: bytes | str) -> Event | str | None:
     return message if event is None else event
 
 
+def decode_ses_record(text: bytes | str) -> Event | None:
+    """A raw SES event-publishing record's one Event (a line of a Firehose archive), in the
+    plain case as `decode_sns` reads a Message; else None, and the general path decides (it
+    sends a raw record to the same SES decoder as an SNS Message). Never raises."""
+    try:
+        return _event(_decode_record(text))
+    except (msgspec.DecodeError, ValueError, Invalid):
+        return None
+
+
 _NOTIFICATION_BYTES = b'"Notification"'
 _NOTIFICATION_STR = '"Notification"'
 
