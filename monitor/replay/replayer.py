@@ -341,9 +341,7 @@ class Replayer:
                 peaks = self._report(tc[0]).peaks  # made by `_finish` anyway: tc has events
                 sampler = samplers[tc] = (rec, _no_new_peak(rec, channel, peaks), peaks)
             _, no_new_peak, peaks = sampler
-            win = rec.email_window if channel is Channel.EMAIL else rec.sms_window
-            if win is None:
-                win = rec.window(channel)
+            win = rec.window(channel)
             win.evict(now)
             if no_new_peak(win.counts):
                 continue
