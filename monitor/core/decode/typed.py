@@ -229,10 +229,7 @@ def decode_sns(body: bytes | str) -> Event | str | None:
         message = _decode_sns(body).Message
     except (msgspec.DecodeError, ValueError):  # ValueError: not UTF-8 (a str's surrogates)
         return None
-    try:
-        event = _event(_decode_record(message))
-    except (msgspec.DecodeError, ValueError, Invalid):  # Invalid: a timestamp's spelling
-        return message
+    event = decode_ses_record(message)
     return message if event is None else event
 
 
@@ -242,7 +239,7 @@ def decode_ses_record(text: bytes | str) -> Event | None:
     sends a raw record to the same SES decoder as an SNS Message). Never raises."""
     try:
         return _event(_decode_record(text))
-    except (msgspec.DecodeError, ValueError, Invalid):
+    except (msgspec.DecodeError, ValueError, Invalid):  # Invalid: a timestamp's spelling
         return None
 
 
